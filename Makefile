@@ -1,0 +1,47 @@
+# niriss-pipe: two commands on a fresh machine with a Docker Engine:  make demo  /  make test
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+SPEC   ?= images/default.yaml
+ARGS   ?=
+
+.PHONY: help demo image images base test unit lint bench clean
+
+help:
+	@echo "make demo          build the default image, run detector1 on the bundled synthetic exposure"
+	@echo "make image SPEC=f  build, self-test and tag one image spec (ARGS=-v for the full log)"
+	@echo "make base          make the default spec's Debian base image with debootstrap"
+	@echo "make test          the whole test suite (builds real images; needs a Docker Engine)"
+	@echo "make unit          only the tests that need no engine"
+	@echo "make lint          ruff"
+	@echo "make bench         benchmarks, results in bench/results/"
+	@echo "make clean         remove the images, demo output and synthetic contexts this tool made"
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+demo: $(VENV)/.installed
+	$(PY) build.py demo $(ARGS)
+
+image: $(VENV)/.installed
+	$(PY) build.py build $(SPEC) $(ARGS)
+
+base: $(VENV)/.installed
+	$(PY) build.py base $(SPEC) $(ARGS)
+
+test: $(VENV)/.installed
+	$(PY) -m pytest $(ARGS)
+
+unit: $(VENV)/.installed
+	$(PY) -m pytest tests/unit $(ARGS)
+
+lint: $(VENV)/.installed
+	$(PY) -m ruff check niriss_pipe tests build.py bench
+
+bench: $(VENV)/.installed
+	$(PY) bench/run.py $(ARGS)
+
+clean: $(VENV)/.installed
+	$(PY) build.py clean $(ARGS)

@@ -1,0 +1,41 @@
+"""User-facing errors: one paragraph naming what is wrong, where, and the fix.
+
+The CLI prints a UserError as its paragraph and exits with its ``exit_code``;
+anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+
+class UserError(Exception):
+    """An error caused by input or environment that the user can fix."""
+
+    exit_code = 2
+
+    def __init__(self, what: str, fix: str = "", *, where: str = ""):
+        self.what, self.fix, self.where = what, fix, where
+        super().__init__(self.paragraph())
+
+    def paragraph(self) -> str:
+        parts = [f"{self.where}: {self.what}" if self.where else self.what]
+        if self.fix:
+            parts.append(f"Fix: {self.fix}")
+        return textwrap.fill(" ".join(parts), width=100, break_long_words=False,
+                             break_on_hyphens=False)
+
+
+class SpecError(UserError):
+    """An image spec that cannot be built as written."""
+
+    def __init__(self, path: str, field: str, what: str, fix: str):
+        self.path, self.field = path, field
+        where = f"{path}: field '{field}'" if field else str(path)
+        super().__init__(what, fix, where=where)
+
+
+class EngineError(UserError):
+    """The Docker Engine is missing, refused a request, or a build failed."""
+
+    exit_code = 1
