@@ -1,0 +1,47 @@
+"""CRDS layer (host side): what a host CRDS cache holds for a context.
+
+The in-image ``runtime.cachecheck`` walks the mapping closure with the
+standard library only; the host reuses it rather than importing ``crds``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from .errors import SpecError
+from .runtime.cachecheck import missing_mappings
+from .spec import ImageSpec
+
+DEFAULT_CACHE = Path("crds_cache")
+SYNTHETIC_SERIAL = "9999"  # reserved for synthetic contexts: never an STScI context number
+_NIRISS_IMAP_RE = re.compile(r"""['"]NIRISS['"]\s*:\s*['"](jwst_niriss_\d{4}\.imap)['"]""")
+
+
+def mapping_path(cache: Path, name: str) -> Path:
+    return cache / "mappings" / "jwst" / name
+
+
+def niriss_imap(cache: Path, pmap: str) -> str | None:
+    """The NIRISS imap that ``pmap`` selects, when the pmap is in the cache."""
+    path = mapping_path(cache, pmap)
+    if not path.is_file():
+        return None
+    match = _NIRISS_IMAP_RE.search(path.read_text())
+    return match.group(1) if match else None
+
+
+def resolve_imap(spec: ImageSpec, cache: Path) -> str | None:
+    """The spec's imap, checked against the cached pmap; or derived from it; or None."""
+    derived = niriss_imap(cache, spec.context)
+    if spec.niriss_imap and derived and spec.niriss_imap != derived:
+        raise SpecError(str(spec.path), "crds.niriss_imap",
+                        f"says {spec.niriss_imap}, but {spec.context} in {cache} selects "
+                        f"{derived}.", f"write niriss_imap: {derived}, or remove the field.")
+    return spec.niriss_imap or derived
+
+
+def has_context(cache: Path, pmap: str) -> bool:
+    """True when the cache holds the server config and the full mapping closure of ``pmap``."""
+    return (cache / "config" / "jwst" / "server_config").is_file() and not missing_mappings(
+        str(cache), pmap)

@@ -1,0 +1,70 @@
+"""Progress output: quiet by default (one line per stage), the full log with ``-v``.
+
+Everything the tool says goes through a Reporter so tests can capture it and
+so quiet/verbose is decided in one place.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import deque
+from typing import TextIO
+
+
+class Reporter:
+    """Prints stage lines always, detail lines only when verbose, warnings to stderr."""
+
+    def __init__(self, verbose: bool = False, out: TextIO | None = None,
+                 err: TextIO | None = None):
+        self.verbose = verbose
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+        self.tail: deque[str] = deque(maxlen=40)  # last detail lines, shown on failure
+
+    def say(self, message: str) -> None:
+        print(message, file=self.out, flush=True)
+
+    def detail(self, message: str) -> None:
+        self.tail.append(message)
+        if self.verbose:
+            print(message, file=self.out, flush=True)
+
+    def warn(self, message: str) -> None:
+        print(f"warning: {message}", file=self.err, flush=True)
+
+
+class StageClock:
+    """Times named stages and reports each as it ends: ``  jwst ........ 24.1 s``."""
+
+    def __init__(self, reporter: Reporter, prefix: str = "  "):
+        self.reporter, self.prefix = reporter, prefix
+        self.current: str | None = None
+        self.started = 0.0
+        self.cached = True
+
+    def enter(self, name: str) -> None:
+        if name == self.current:
+            return
+        self.finish()
+        self.current, self.started, self.cached = name, time.monotonic(), True
+
+    def step_ran(self) -> None:
+        self.cached = False
+
+    def finish(self) -> None:
+        if self.current is None:
+            return
+        took = time.monotonic() - self.started
+        how = "cached" if self.cached else f"{took:6.1f} s"
+        self.reporter.say(f"{self.prefix}{self.current:<14} {how}")
+        self.current = None
+
+
+def human_bytes(size: float) -> str:
+    """``123456789`` -> ``117.7 MiB``."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")

@@ -1,0 +1,44 @@
+#!/bin/sh
+# niriss-pipe image entrypoint: run any command offline against the image's pinned CRDS context.
+#   selftest      synthetic NIRISS exposure + synthetic context through calwebb_detector1
+#   info          what is in this image and how to run it
+#   check-cache   is the mounted CRDS cache complete for CRDS_CONTEXT?
+#   anything else is run as given (strun, python, crds, bash ...); pipeline commands check the
+#   cache first so a missing context fails in a second with the sync command, not mid-pipeline.
+set -eu
+
+# `docker run --user UID:GID` may give a HOME that does not exist or is not ours: astropy and
+# crds write small config files there, so give them a private writable one.
+if [ ! -d "${HOME:-/nonexistent}" ] || [ ! -w "${HOME:-/nonexistent}" ]; then
+    HOME=$(mktemp -d /tmp/home.XXXXXX)
+    export HOME
+fi
+
+case "${1:-info}" in
+    selftest)
+        shift
+        exec python -m niriss_pipe.runtime.selftest "$@"
+        ;;
+    check-cache)
+        shift
+        exec python -m niriss_pipe.runtime.cachecheck "$@"
+        ;;
+    info)
+        python - <<'EOF'
+import os, jwst, crds, sys
+print(f"niriss-pipe image: jwst {jwst.__version__}, crds {crds.__version__}, "
+      f"Python {sys.version.split()[0]}")
+print(f"CRDS_CONTEXT={os.environ.get('CRDS_CONTEXT')}  CRDS_PATH={os.environ.get('CRDS_PATH')}")
+print("run:  docker run --rm --network none -v CACHE:/crds:ro -v $PWD:/data IMAGE "
+      "strun calwebb_detector1 x_uncal.fits")
+print("      IMAGE selftest | check-cache | strun ... | python ... | crds ... | bash")
+EOF
+        exit 0
+        ;;
+    strun|collect_pipeline_cfgs)
+        if [ "${NIRISS_PIPE_SKIP_CACHE_CHECK:-0}" != 1 ]; then
+            python -m niriss_pipe.runtime.cachecheck
+        fi
+        ;;
+esac
+exec "$@"

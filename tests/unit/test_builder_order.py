@@ -1,0 +1,98 @@
+"""Build orchestration order, with a recording engine: the real engine is in tests/integration.
+
+What matters to users here is *when* tags move: never before the self-test
+passed, the content tag last, and a failed self-test removes the new image.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from niriss_pipe import builder
+from niriss_pipe.engine import RunResult
+from niriss_pipe.errors import EngineError
+from niriss_pipe.progress import Reporter
+from niriss_pipe.spec import load_spec
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class RecordingEngine:
+    """Just enough of Engine to drive builder.build; records every call in order."""
+
+    def __init__(self, selftest_code=0, existing=None):
+        self.reporter = Reporter(verbose=False)
+        self.calls = []
+        self.tags = dict(existing or {})
+        self.selftest_code = selftest_code
+
+    def image_id(self, ref):
+        if ref.startswith("niriss-pipe-base:"):
+            return "sha256:base"
+        return self.tags.get(ref)
+
+    def repo_digest(self, ref):
+        return "sha256:base"
+
+    def build(self, context, buildargs):
+        self.calls.append(("build", sorted(buildargs)))
+        return "sha256:new"
+
+    def run(self, image, command, **kwargs):
+        self.calls.append(("run", command, kwargs.get("network")))
+        return RunResult(self.selftest_code, f"selftest: {'PASS' if not self.selftest_code else 'FAIL'}\n")
+
+    def tag(self, image_id, repository, tag):
+        self.calls.append(("tag", tag))
+        self.tags[f"{repository}:{tag}"] = image_id
+
+    def remove_untagged(self, image_id):
+        self.calls.append(("remove_untagged", image_id))
+
+
+@pytest.fixture
+def spec():
+    return load_spec(ROOT / "images" / "default.yaml")
+
+
+def options(tmp_path):
+    return builder.BuildOptions(ca_bundle="none", cache=tmp_path)
+
+
+def test_tags_only_after_selftest_content_tag_last(spec, tmp_path):
+    engine = RecordingEngine()
+    result = builder.build(spec, engine, options(tmp_path))
+    kinds = [c[0] for c in engine.calls]
+    assert kinds == ["build", "run", "tag", "tag", "tag"]
+    assert engine.calls[1] == ("run", ["selftest"], False)  # self-test runs with no network
+    assert [c[1] for c in engine.calls[2:]] == [
+        "jwst_1584", "jwst_1584-jwst3.0.0-py3.11", result.content_tag]
+    assert "NIRISS_PIPE_CREATED" in engine.calls[0][1] and result.built
+
+
+def test_failed_selftest_tags_nothing_and_removes_image(spec, tmp_path):
+    engine = RecordingEngine(selftest_code=1)
+    with pytest.raises(EngineError, match="self-test failed"):
+        builder.build(spec, engine, options(tmp_path))
+    assert [c[0] for c in engine.calls] == ["build", "run", "remove_untagged"]
+    assert engine.tags == {}
+
+
+def test_existing_content_tag_is_a_no_op_that_repoints_user_tags(spec, tmp_path):
+    first = RecordingEngine()
+    ctag = builder.build(spec, first, options(tmp_path)).content_tag
+    # Another spec with the same pmap took ':jwst_1584' meanwhile.
+    tags = {**first.tags, "niriss-pipe:jwst_1584": "sha256:other"}
+    second = RecordingEngine(existing=tags)
+    result = builder.build(spec, second, options(tmp_path))
+    assert not result.built and result.content_tag == ctag
+    assert second.calls == [("tag", "jwst_1584")]
+
+
+def test_source_date_epoch_sets_created(monkeypatch):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    args = builder._provenance_args("sha256:abc")
+    assert args["NIRISS_PIPE_CREATED"] == "2023-11-14T22:13:20Z"
+    assert args["NIRISS_PIPE_BASE_DIGEST"] == "sha256:abc"
