@@ -41,8 +41,10 @@ def resolve(engine: Engine, base: BaseSpec, *, make: bool = True) -> ResolvedBas
     return ResolvedBase(base.reference, image_id, engine.repo_digest(base.reference))
 
 
-def make_debootstrap_base(engine: Engine, base: BaseSpec) -> str:
-    """debootstrap ``base.suite`` into a temp dir and import it as ``base.reference``."""
+def make_debootstrap_base(engine: Engine, base: BaseSpec, reference: str | None = None) -> str:
+    """debootstrap ``base.suite`` into a temp dir and import it as ``reference``
+    (default ``base.reference``)."""
+    reference = reference or base.reference
     if shutil.which("debootstrap") is None:
         raise UserError(
             f"the base image {base.reference} is not present and debootstrap is not installed "
@@ -54,7 +56,7 @@ def make_debootstrap_base(engine: Engine, base: BaseSpec) -> str:
         raise UserError(f"making the base image {base.reference} with debootstrap needs root.",
                         "run 'sudo python build.py base SPEC' once; later builds reuse it.")
     reporter = engine.reporter
-    reporter.say(f"making base {base.reference} with debootstrap ({base.suite}, "
+    reporter.say(f"making base {reference} with debootstrap ({base.suite}, "
                  f"{base.variant}, {base.mirror})")
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="niriss-pipe-base-") as tmp:
@@ -67,7 +69,7 @@ def make_debootstrap_base(engine: Engine, base: BaseSpec) -> str:
         tar_path = Path(tmp) / "rootfs.tar"
         _run(reporter, ["tar", "-C", str(root), "--numeric-owner", "-cf", str(tar_path), "."],
              "packing the root file system")
-        repository, tag = base.reference.rsplit(":", 1)
+        repository, tag = reference.rsplit(":", 1)
         changes = [
             f'LABEL io.niriss-pipe.base.suite="{base.suite}"',
             f'LABEL io.niriss-pipe.base.mirror="{base.mirror}"',

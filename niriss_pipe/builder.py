@@ -32,6 +32,7 @@ class BuildOptions:
     cache: Path = DEFAULT_CACHE
     selftest: bool = True
     force: bool = False
+    no_cache: bool = False  # rebuild every layer (implies force)
 
 
 @dataclass
@@ -71,7 +72,7 @@ def build(spec: ImageSpec, engine: Engine, options: BuildOptions) -> BuildResult
     base = resolve_base(engine, spec.base)
     ctag = content_tag(context, base.image_id)
     existing = engine.image_id(f"{spec.name}:{ctag}")
-    if existing and not options.force:
+    if existing and not (options.force or options.no_cache):
         moved = _apply_tags(engine, existing, spec.name, user_tags(spec))
         note = f" (re-pointed {', '.join(moved)})" if moved else ""
         say(f"{spec.name}:{rendering.pmap_tag(spec)} is up to date ({ctag}); nothing to build"
@@ -81,7 +82,7 @@ def build(spec: ImageSpec, engine: Engine, options: BuildOptions) -> BuildResult
     say(f"building {spec.name}:{rendering.full_tag(spec)} from {spec.path} "
         f"(base {base.reference} {base.image_id[7:19]})")
     buildargs = {**proxy_buildargs(), **_provenance_args(base.digest)}
-    image_id = engine.build(context, buildargs)
+    image_id = engine.build(context, buildargs, no_cache=options.no_cache)
     output = ""
     if options.selftest:
         output = run_selftest(engine, image_id, cleanup_on_failure=True)

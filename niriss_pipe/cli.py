@@ -41,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("specs", nargs="*", type=Path, metavar="SPEC",
                    help=f"image specs (default: {DEFAULT_SPEC})")
     p.add_argument("--force", action="store_true", help="build even if the content tag exists")
+    p.add_argument("--no-cache", action="store_true",
+                   help="rebuild every layer from the base (implies --force)")
     p.add_argument("--no-selftest", action="store_true",
                    help="tag without running the image's self-test (not recommended)")
     p = sub.add_parser("base", parents=[common],
@@ -106,7 +108,8 @@ def _build(args, reporter: Reporter) -> int:
     specs = [load_spec(path) for path in (args.specs or [DEFAULT_SPEC])]  # all valid first
     engine = Engine(reporter)
     options = BuildOptions(ca_bundle=args.ca_bundle, cache=args.cache,
-                           selftest=not args.no_selftest, force=args.force)
+                           selftest=not args.no_selftest, force=args.force,
+                           no_cache=args.no_cache)
     for spec in specs:
         build(spec, engine, options)
     return 0

@@ -69,7 +69,7 @@ def run_demo(spec: ImageSpec, engine: Engine, options: builder.BuildOptions,
     if not product.is_file():
         raise EngineError(f"the demo run finished but {product} was not written.",
                           "run 'python build.py demo -v' to see the pipeline log.")
-    say(f"demo done in {took:.1f} s: {product.relative_to(Path.cwd()) if product.is_relative_to(Path.cwd()) else product}")
+    say(f"demo done in {took:.1f} s: {os.path.relpath(product)}")
     return DemoResult(image, product, took)
 
 

@@ -113,7 +113,8 @@ class Engine:
         return image_id
 
     # -- build ------------------------------------------------------------------------------
-    def build(self, context: BuildContext, buildargs: dict[str, str]) -> str:
+    def build(self, context: BuildContext, buildargs: dict[str, str],
+              no_cache: bool = False) -> str:
         """Build the context; return the image id. Untagged: tags come after the self-test."""
         plan = stages(context.dockerfile)
         stage_of = [name for name, count in plan for _ in range(count)]
@@ -121,7 +122,7 @@ class Engine:
         step_line = ""
         stream = self.client.api.build(
             fileobj=io.BytesIO(context.tar()), custom_context=True, decode=True, rm=True,
-            forcerm=True, buildargs=buildargs, pull=False)
+            forcerm=True, buildargs=buildargs, pull=False, nocache=no_cache)
         image_id = None
         for chunk in stream:
             text = chunk.get("stream", "")
@@ -161,17 +162,18 @@ class Engine:
             volumes=volumes or {}, user=user, environment=environment or {}, init=True)
         try:
             container.start()
-            lines = []
+            chunks, pending = [], ""
+            show = self.reporter.say if stream else self.reporter.detail
             for raw in container.logs(stream=True, follow=True):
                 text = raw.decode(errors="replace")
-                lines.append(text)
-                if stream:
-                    self.reporter.say(text.rstrip("\n"))
-                else:
-                    for line in text.splitlines():
-                        self.reporter.detail(line)
+                chunks.append(text)
+                *complete, pending = (pending + text).split("\n")
+                for line in complete:
+                    show(line)
+            if pending:
+                show(pending)
             code = container.wait()["StatusCode"]
-            return RunResult(code, "".join(lines))
+            return RunResult(code, "".join(chunks))
         finally:
             container.remove(force=True)
 

@@ -169,7 +169,8 @@ def validate(data: Any, shown: str, path: Path | None = None) -> ImageSpec:
     _check_python(v, jwst, py_version, manager, base)
 
     packages = v.mapping(top.get("packages", {}), "packages")
-    apt = v.string_list(packages, "apt", APT_RE, "a Debian package name like 'gcc' or 'gcc=4:12.2.0-3'")
+    apt = v.string_list(packages, "apt", APT_RE,
+                        "a Debian package name like 'gcc' or 'gcc=4:12.2.0-3'")
     pip = v.string_list(packages, "pip", PIP_RE, "a requirement like 'astroquery==0.4.7'")
     return ImageSpec(path=path or Path(shown), name=name, context=context, niriss_imap=imap,
                      references=references, jwst=jwst, python_version=py_version,

@@ -14,6 +14,13 @@ if [ ! -d "${HOME:-/nonexistent}" ] || [ ! -w "${HOME:-/nonexistent}" ]; then
     export HOME
 fi
 
+# An arbitrary uid has no passwd entry; jwst's logging asks getpass.getuser(), which then
+# fails unless USER or LOGNAME is set.
+if [ -z "${USER:-}" ]; then
+    USER=$(id -un 2>/dev/null || echo "uid$(id -u)")
+    export USER
+fi
+
 case "${1:-info}" in
     selftest)
         shift

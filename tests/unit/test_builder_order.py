@@ -36,13 +36,14 @@ class RecordingEngine:
     def repo_digest(self, ref):
         return "sha256:base"
 
-    def build(self, context, buildargs):
+    def build(self, context, buildargs, no_cache=False):
         self.calls.append(("build", sorted(buildargs)))
         return "sha256:new"
 
     def run(self, image, command, **kwargs):
         self.calls.append(("run", command, kwargs.get("network")))
-        return RunResult(self.selftest_code, f"selftest: {'PASS' if not self.selftest_code else 'FAIL'}\n")
+        verdict = "FAIL" if self.selftest_code else "PASS"
+        return RunResult(self.selftest_code, f"selftest: {verdict}\n")
 
     def tag(self, image_id, repository, tag):
         self.calls.append(("tag", tag))

@@ -1,0 +1,1 @@
+"""In-image helpers: synthetic data, an offline pipeline self-test and a fast CRDS cache check."""

@@ -1,0 +1,71 @@
+"""Integration fixtures: a real Docker Engine, real images built once per session.
+
+These tests are never skipped: without an engine they fail, because CI has one
+(.ci/run starts it). Images are built through the real CLI, as a user would.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SOURCE_DATE_EPOCH = "1750000000"  # 2025-06-15T15:06:40Z: every test build gets this 'created'
+
+
+def cli(*args: str, cwd: Path = ROOT, check: bool = True, env: dict | None = None
+        ) -> subprocess.CompletedProcess:
+    """Run ``python build.py ARGS`` and return the finished process (output captured)."""
+    full_env = {**os.environ, "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH, **(env or {})}
+    proc = subprocess.run([sys.executable, str(ROOT / "build.py"), *args], cwd=cwd,
+                          capture_output=True, text=True, env=full_env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"build.py {' '.join(args)} exited {proc.returncode}\n"
+                             f"--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}")
+    return proc
+
+
+def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """The docker CLI, as users run images (classic builder is not needed for run)."""
+    proc = subprocess.run(["docker", *args], capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"docker {' '.join(args)} exited {proc.returncode}\n"
+                             f"--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def engine():
+    from niriss_pipe.engine import Engine
+    from niriss_pipe.progress import Reporter
+
+    return Engine(Reporter())
+
+
+@pytest.fixture(scope="session")
+def default_build(engine):
+    """The default spec, built (or found up to date) through the CLI: (process, spec)."""
+    from niriss_pipe.spec import load_spec
+
+    proc = cli("build", "images/default.yaml")
+    return proc, load_spec(ROOT / "images" / "default.yaml")
+
+
+@pytest.fixture(scope="session")
+def default_image(default_build) -> str:
+    return f"niriss-pipe:{default_build[1].pmap_stem}"
+
+
+@pytest.fixture(scope="session")
+def synthetic_cache(tmp_path_factory, default_image) -> Path:
+    """A host CRDS cache holding the synthetic context, written by the image's own synth."""
+    cache = tmp_path_factory.mktemp("crds_cache")
+    cache.chmod(0o755)  # readable by the other uids the tests run containers as
+    docker("run", "--rm", "--network", "none", "--user", f"{os.getuid()}:{os.getgid()}",
+           "-v", f"{cache}:/crds", default_image,
+           "python", "-m", "niriss_pipe.runtime.synth", "context", "/crds")
+    return cache

@@ -1,0 +1,145 @@
+"""Real images on the real engine: build, tags, labels, self-test, no-op rebuild, failure."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import yaml
+from conftest import ROOT, SOURCE_DATE_EPOCH, cli, docker
+
+from niriss_pipe import render
+
+
+def test_build_reports_stages_quietly(default_build):
+    proc, spec = default_build
+    out = proc.stdout
+    # Either a fresh build (stage lines, self-test verdict) or an up-to-date no-op.
+    if "up to date" not in out:
+        for stage in ("os-packages", "python-env", "jwst", "runtime", "context", "selftest"):
+            assert f"  {stage}" in out, out
+        assert "selftest: PASS" in out
+        assert "Step 1/" not in out  # the full builder log only with -v
+        assert len(out.splitlines()) < 20
+    assert "Traceback" not in proc.stderr
+
+
+def test_user_facing_and_content_tags(engine, default_build):
+    _, spec = default_build
+    image_id = engine.image_id(f"niriss-pipe:{spec.pmap_stem}")
+    assert image_id
+    assert engine.image_id(f"niriss-pipe:{render.full_tag(spec)}") == image_id
+    image = engine.client.images.get(image_id)
+    content = [t for t in image.tags if t.startswith("niriss-pipe:content-")]
+    assert len(content) == 1
+
+
+def test_labels(engine, default_build):
+    _, spec = default_build
+    labels = engine.image_labels(f"niriss-pipe:{spec.pmap_stem}")
+    base_id = engine.image_id(spec.base.reference)
+    expected_created = dt.datetime.fromtimestamp(int(SOURCE_DATE_EPOCH), dt.timezone.utc)
+    assert labels["org.opencontainers.image.created"] == \
+        expected_created.isoformat().replace("+00:00", "Z")
+    assert labels["org.opencontainers.image.base.name"] == "niriss-pipe-base:bookworm-minbase"
+    assert labels["org.opencontainers.image.base.digest"] == base_id
+    assert labels["org.opencontainers.image.version"] == "jwst_1584-jwst3.0.0-py3.11"
+    assert len(labels["org.opencontainers.image.revision"]) in (0, 40)
+    assert labels["org.opencontainers.image.source"]
+    assert labels["io.niriss-pipe.crds.context"] == "jwst_1584.pmap"
+    assert labels["io.niriss-pipe.jwst.version"] == "3.0.0"
+    assert labels["io.niriss-pipe.python.version"] == "3.11"
+    assert labels["io.niriss-pipe.python.manager"] == "venv"
+    assert labels["io.niriss-pipe.base.suite"] == "bookworm"
+
+
+def test_image_environment_is_offline_and_unprivileged(default_image):
+    env = docker("run", "--rm", "--network", "none", default_image, "env").stdout
+    assert "CRDS_CONTEXT=jwst_1584.pmap" in env
+    assert "CRDS_PATH=/crds" in env and "CRDS_MODE=local" in env
+    assert "CRDS_READONLY_CACHE=1" in env and "serverless" in env
+    assert "PIP_CERT" not in env and "SSL_CERT_FILE" not in env  # build-only CA settings
+    assert docker("run", "--rm", default_image, "id", "-un").stdout.strip() == "jwst"
+    info = docker("run", "--rm", "--network", "none", default_image).stdout
+    assert "jwst 3.0.0" in info and "CRDS_CONTEXT=jwst_1584.pmap" in info
+
+
+def test_noop_rebuild(engine, default_build):
+    _, spec = default_build
+    before = engine.image_id(f"niriss-pipe:{spec.pmap_stem}")
+    proc = cli("build", "images/default.yaml")
+    assert "is up to date" in proc.stdout and "nothing to build" in proc.stdout
+    assert "building" not in proc.stdout
+    assert engine.image_id(f"niriss-pipe:{spec.pmap_stem}") == before
+
+
+def test_selftest_command(default_image):
+    proc = cli("selftest", default_image)
+    assert "selftest: PASS" in proc.stdout
+
+
+def test_selftest_as_arbitrary_uid_without_home(default_image):
+    """HPC runtimes and `docker run --user` give uids with no passwd entry and no HOME."""
+    proc = docker("run", "--rm", "--network", "none", "--user", "4321:4321", default_image,
+                  "selftest")
+    assert "selftest: PASS" in proc.stdout
+
+
+def test_selftest_unknown_image_is_user_error():
+    proc = cli("selftest", "niriss-pipe:no-such-tag", check=False)
+    assert proc.returncode == 2 and "build it first" in proc.stderr
+
+
+def test_second_release_reuses_environment_layers(engine, default_build):
+    """jwst 1.20.2 with its own context: same base and OS layers, its own jwst layer."""
+    proc = cli("build", "images/jwst_1464.yaml")
+    assert engine.image_id("niriss-pipe:jwst_1464")
+    labels = engine.image_labels("niriss-pipe:jwst_1464-jwst1.20.2-py3.11")
+    assert labels["io.niriss-pipe.jwst.version"] == "1.20.2"
+    if "up to date" not in proc.stdout:
+        assert "os-packages    cached" in proc.stdout  # shared with the default image
+        assert "selftest: PASS" in proc.stdout
+    versions = docker("run", "--rm", "--network", "none", "niriss-pipe:jwst_1464",
+                      "python", "-c", "import jwst; print(jwst.__version__)").stdout
+    assert versions.strip() == "1.20.2"
+
+
+def test_failed_build_leaves_no_tag(engine, tmp_path, default_build):
+    spec = yaml.safe_load((ROOT / "images" / "default.yaml").read_text())
+    spec["name"] = "niriss-pipe-test"
+    spec["packages"] = {"pip": ["niriss-pipe-no-such-package==0.0.0"]}
+    path = tmp_path / "broken.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    proc = cli("build", str(path), check=False)
+    assert proc.returncode == 1
+    message = " ".join(proc.stderr.split())
+    assert "the build failed at Step" in message and "pip install" in message
+    assert "no tag was changed" in message
+    assert "Traceback" not in proc.stderr
+    leftovers = [t for i in engine.client.images.list("niriss-pipe-test") for t in i.tags]
+    assert leftovers == []
+
+
+def test_pmap_only_change_rebuilds_only_last_stage(engine, tmp_path, default_build):
+    spec = yaml.safe_load((ROOT / "images" / "default.yaml").read_text())
+    spec["name"] = "niriss-pipe-test"
+    spec["crds"]["context"] = "jwst_1585.pmap"
+    path = tmp_path / "pmap.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    try:
+        proc = cli("build", str(path))
+        lines = {line.split()[0]: line for line in proc.stdout.splitlines()
+                 if line.startswith("  ")}
+        for stage in ("os-packages", "python-env", "jwst", "runtime"):
+            assert lines[stage].split()[1] == "cached", proc.stdout
+        assert engine.image_id("niriss-pipe-test:jwst_1585")
+        env = docker("run", "--rm", "niriss-pipe-test:jwst_1585", "env").stdout
+        assert "CRDS_CONTEXT=jwst_1585.pmap" in env
+    finally:
+        for image in engine.client.images.list("niriss-pipe-test"):
+            engine.client.api.remove_image(image.id, force=True)
+
+
+def test_render_command_prints_the_built_dockerfile(default_build):
+    proc = cli("render", "images/default.yaml")
+    assert proc.stdout.startswith("# Rendered by niriss-pipe")
+    assert "FROM niriss-pipe-base:bookworm-minbase" in proc.stdout
