@@ -5,12 +5,14 @@ PY     := $(VENV)/bin/python
 SPEC   ?= images/default.yaml
 ARGS   ?=
 
-.PHONY: help demo image images base test unit lint bench clean
+.PHONY: help demo image base sync cache test unit lint bench clean
 
 help:
 	@echo "make demo          build the default image, run detector1 on the bundled synthetic exposure"
 	@echo "make image SPEC=f  build, self-test and tag one image spec (ARGS=-v for the full log)"
 	@echo "make base          make the default spec's Debian base image with debootstrap"
+	@echo "make sync SPEC=f   fill crds_cache/ with the spec's context and NIRISS references"
+	@echo "make cache         what crds_cache/ holds, per instrument and reference type"
 	@echo "make test          the whole test suite (builds real images; needs a Docker Engine)"
 	@echo "make unit          only the tests that need no engine"
 	@echo "make lint          ruff"
@@ -30,6 +32,12 @@ image: $(VENV)/.installed
 
 base: $(VENV)/.installed
 	$(PY) build.py base $(SPEC) $(ARGS)
+
+sync: $(VENV)/.installed
+	$(PY) build.py sync $(SPEC) $(ARGS)
+
+cache: $(VENV)/.installed
+	$(PY) build.py cache $(ARGS)
 
 test: $(VENV)/.installed
 	$(PY) -m pytest $(ARGS)

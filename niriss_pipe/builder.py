@@ -8,6 +8,7 @@ passed, and the content tag last, so "content tag exists" means "done".
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import subprocess
 import time
@@ -16,12 +17,13 @@ from pathlib import Path
 
 from . import render as rendering
 from .base import resolve as resolve_base
-from .buildcontext import BuildContext, make_context
+from .buildcontext import BuildContext, DiskFile, make_context
 from .crdscache import DEFAULT_CACHE, resolve_imap
 from .engine import Engine
 from .errors import EngineError
 from .network import find_ca_bundle, proxy_buildargs
 from .spec import ImageSpec
+from .sync import DEFAULT_SERVER, SyncRequest, sync
 
 REPO_DIR = Path(__file__).resolve().parent.parent
 
@@ -30,6 +32,8 @@ REPO_DIR = Path(__file__).resolve().parent.parent
 class BuildOptions:
     ca_bundle: str | None = None  # path, "none", or None for auto-detection
     cache: Path = DEFAULT_CACHE
+    crds_server: str = DEFAULT_SERVER  # where a bake syncs from
+    sync_jobs: int = 8
     selftest: bool = True
     force: bool = False
     no_cache: bool = False  # rebuild every layer (implies force)
@@ -54,12 +58,47 @@ def user_tags(spec: ImageSpec) -> list[str]:
     return [rendering.pmap_tag(spec), rendering.full_tag(spec)]
 
 
-def prepare(spec: ImageSpec, options: BuildOptions) -> BuildContext:
+def prepare(spec: ImageSpec, options: BuildOptions,
+            baked: BakedCache | None = None) -> BuildContext:
     """Render the Dockerfile and collect the build context (no engine needed)."""
     ca = find_ca_bundle(options.ca_bundle)
     imap = resolve_imap(spec, options.cache)
     dockerfile = rendering.render(spec, imap=imap, ca_bundle=ca is not None)
-    return make_context(dockerfile, ca)
+    if baked is None:
+        return make_context(dockerfile, ca)
+    return make_context(dockerfile, ca, crds_files=baked.files, crds_disk=baked.disk)
+
+
+@dataclass
+class BakedCache:
+    """The CRDS files a baked image carries, as build-context entries under ``crds/``."""
+
+    files: dict[str, bytes]
+    disk: dict[str, DiskFile]
+    buildargs: dict[str, str]
+
+
+def bake_cache(spec: ImageSpec, options: BuildOptions, reporter) -> BakedCache:
+    """Sync the spec's context into the host cache (a no-op when it is already verified
+    there), then list exactly its closure and references for the image."""
+    request = SyncRequest(context=spec.context, cache=options.cache, scope=spec.scope,
+                          datasets=spec.datasets, server=options.crds_server,
+                          jobs=options.sync_jobs, assume_yes=True)
+    result = sync(request, reporter)
+    cache = options.cache.resolve()
+    disk = {f"crds/{w.dest.relative_to(cache)}": DiskFile(w.dest, w.sha1)
+            for w in result.mapping_files + result.reference_files}
+    config = cache / "config" / "jwst"
+    files = {f"crds/config/jwst/{name}": (config / name).read_bytes()
+             for name in ("server_config", "ref_cache_subdir_mode", "bad_files.txt")
+             if (config / name).is_file()}
+    lines = "".join(f"{name} {item.sha1}\n" for name, item in sorted(disk.items()))
+    refs = result.reference_files
+    return BakedCache(files, disk, {
+        "NIRISS_PIPE_REFERENCES_COUNT": str(len(refs)),
+        "NIRISS_PIPE_REFERENCES_BYTES": str(sum(w.size for w in refs)),
+        "NIRISS_PIPE_REFERENCES_MANIFEST": "sha256:" + hashlib.sha256(lines.encode()).hexdigest(),
+    })
 
 
 def build(spec: ImageSpec, engine: Engine, options: BuildOptions) -> BuildResult:
@@ -68,7 +107,8 @@ def build(spec: ImageSpec, engine: Engine, options: BuildOptions) -> BuildResult
     started = time.monotonic()
     for warning in spec.warnings:
         engine.reporter.warn(f"{spec.path}: {warning}")
-    context = prepare(spec, options)
+    baked = bake_cache(spec, options, engine.reporter) if spec.references == "bake" else None
+    context = prepare(spec, options, baked)
     base = resolve_base(engine, spec.base)
     ctag = content_tag(context, base.image_id)
     existing = engine.image_id(f"{spec.name}:{ctag}")
@@ -81,7 +121,8 @@ def build(spec: ImageSpec, engine: Engine, options: BuildOptions) -> BuildResult
 
     say(f"building {spec.name}:{rendering.full_tag(spec)} from {spec.path} "
         f"(base {base.reference} {base.image_id[7:19]})")
-    buildargs = {**proxy_buildargs(), **_provenance_args(base.digest)}
+    buildargs = {**proxy_buildargs(), **_provenance_args(base.digest),
+                 **(baked.buildargs if baked else {})}
     image_id = engine.build(context, buildargs, no_cache=options.no_cache)
     output = ""
     if options.selftest:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import UserError
-from .progress import Reporter
+from .progress import Reporter, human_bytes
 
 DEFAULT_SPEC = Path("images/default.yaml")
 
@@ -30,6 +30,9 @@ def _parser() -> argparse.ArgumentParser:
                           "PIP_CERT, REQUESTS_CA_BUNDLE or SSL_CERT_FILE when set)")
     building.add_argument("--cache", type=Path, default=Path("crds_cache"),
                           help="host CRDS cache (default: crds_cache/)")
+    building.add_argument("--server", default=None, metavar="URL",
+                          help="CRDS server a 'references: bake' spec syncs from (default: "
+                          "$CRDS_SERVER_URL or https://jwst-crds.stsci.edu)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("validate", parents=[common], help="check specs; print tags and labels")
@@ -54,6 +57,37 @@ def _parser() -> argparse.ArgumentParser:
                        help="build the default image and run detector1 on the bundled "
                        "synthetic exposure")
     p.add_argument("spec", type=Path, nargs="?", default=DEFAULT_SPEC, metavar="SPEC")
+    p = sub.add_parser("sync", parents=[common],
+                       help="fill a CRDS cache for a context with the real crds client")
+    p.add_argument("spec", type=Path, nargs="?", metavar="SPEC",
+                   help="take the context from this spec (or give --context)")
+    p.add_argument("--context", metavar="PMAP", help="the pipeline context, e.g. jwst_1584.pmap")
+    p.add_argument("--cache", type=Path, default=Path("crds_cache"),
+                   help="the CRDS cache to fill (default: crds_cache/)")
+    p.add_argument("--references", choices=("none", "instrument", "datasets"),
+                   default="instrument", help="none: mappings only; instrument: all NIRISS "
+                   "references of the context (default); datasets: only those --datasets select")
+    p.add_argument("--datasets", type=Path, nargs="+", default=[], metavar="FITS|DIR",
+                   help="exposures (or folders of *_uncal.fits) for --references datasets")
+    p.add_argument("--server", default=None, metavar="URL",
+                   help="CRDS server (default: $CRDS_SERVER_URL or https://jwst-crds.stsci.edu)")
+    p.add_argument("-j", "--jobs", type=int, default=8, help="parallel downloads (default 8)")
+    p.add_argument("-y", "--yes", action="store_true",
+                   help="do not ask before downloading more than 5 GiB")
+    p.add_argument("--verify", action="store_true",
+                   help="re-check every cached file's sha1 against the server; re-fetch bad ones")
+    p = sub.add_parser("verify-cache", parents=[common],
+                       help="offline: check every file a sync verified against its recorded sha1")
+    p.add_argument("--cache", type=Path, default=Path("crds_cache"))
+    p = sub.add_parser("cache", parents=[common],
+                       help="list what a CRDS cache holds; prune what no kept context needs")
+    p.add_argument("--cache", type=Path, default=Path("crds_cache"))
+    p.add_argument("--prune", action="store_true",
+                   help="remove mappings and references that no --keep context uses")
+    p.add_argument("--keep", nargs="+", default=[], metavar="SPEC|PMAP",
+                   help="contexts to keep, as specs or pmap names (default: every spec in "
+                   "images/)")
+    p.add_argument("--dry-run", action="store_true", help="with --prune: only list")
     p = sub.add_parser("clean", parents=[common],
                        help="remove images, demo output and synthetic contexts this tool made")
     p.add_argument("--dry-run", action="store_true", help="only list what would be removed")
@@ -70,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err.paragraph()}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
-        print("interrupted: no tag was changed", file=sys.stderr)
+        print("interrupted: nothing half-done was kept (tags move and cache files take their "
+              "names only when complete)", file=sys.stderr)
         return 130
 
 
@@ -108,6 +143,7 @@ def _build(args, reporter: Reporter) -> int:
     specs = [load_spec(path) for path in (args.specs or [DEFAULT_SPEC])]  # all valid first
     engine = Engine(reporter)
     options = BuildOptions(ca_bundle=args.ca_bundle, cache=args.cache,
+                           crds_server=_crds_server(args.server),
                            selftest=not args.no_selftest, force=args.force,
                            no_cache=args.no_cache)
     for spec in specs:
@@ -159,6 +195,80 @@ def _demo(args, reporter: Reporter) -> int:
     return 0
 
 
+def _crds_server(option: str | None) -> str:
+    """--server, else $CRDS_SERVER_URL unless it is a serverless placeholder, else STScI's."""
+    import os
+
+    from .sync import DEFAULT_SERVER
+
+    env = os.environ.get("CRDS_SERVER_URL", "")
+    return option or (env if env and "serverless" not in env else DEFAULT_SERVER)
+
+
+def _sync(args, reporter: Reporter) -> int:
+    from .spec import load_spec
+    from .sync import SyncRequest, sync
+
+    context = args.context or (load_spec(args.spec).context if args.spec else None)
+    if context is None:
+        raise UserError("no context to sync.", "give a spec (python build.py sync "
+                        "images/default.yaml) or --context jwst_NNNN.pmap.")
+    result = sync(SyncRequest(context=context, cache=args.cache, scope=args.references,
+                              datasets=tuple(args.datasets), server=_crds_server(args.server),
+                              jobs=args.jobs, assume_yes=args.yes, verify=args.verify),
+                  reporter)
+    reporter.say(f"{args.cache}: {context} ready offline ({len(result.reference_names)} "
+                 f"references); mount it with -v {args.cache.resolve()}:/crds:ro")
+    return 0
+
+
+def _verify_cache(args, reporter: Reporter) -> int:
+    from .download import Manifest
+    from .errors import VerificationError
+    from .sync import MANIFEST
+
+    manifest = Manifest(args.cache / MANIFEST, args.cache)
+    if not manifest.entries:
+        raise UserError(f"{args.cache} has no record of verified downloads ({MANIFEST}).",
+                        "fill it with python build.py sync, or check it against the server with "
+                        "python build.py sync --verify.")
+    problems = manifest.problems()
+    for key, problem in problems.items():
+        reporter.say(f"  {key}: {problem}")
+    if problems:
+        raise VerificationError(f"{len(problems)} of {len(manifest.entries)} files in {args.cache} "
+                          "fail verification.", "repair them with python build.py sync --verify "
+                          "(re-fetches only those).")
+    reporter.say(f"{args.cache}: all {len(manifest.entries)} recorded files verified")
+    return 0
+
+
+def _cache(args, reporter: Reporter) -> int:
+    from .cachereport import format_summary, summarize, unneeded
+    from .spec import load_spec
+
+    if not args.cache.is_dir():
+        raise UserError(f"there is no CRDS cache at {args.cache}.",
+                        "give --cache DIR, or fill one with python build.py sync SPEC.")
+    if not args.prune:
+        reporter.say(format_summary(args.cache, summarize(args.cache)))
+        return 0
+    if args.keep:
+        keep = [item if item.endswith(".pmap") else load_spec(item).context for item in args.keep]
+    else:  # every shipped spec's context that this cache holds
+        held = {p.name for p in (args.cache / "mappings" / "jwst").glob("*.pmap")}
+        keep = sorted({load_spec(p).context for p in Path("images").glob("*.yaml")} & held)
+    doomed = unneeded(args.cache, keep)
+    total = sum(p.stat().st_size for p in doomed)
+    for path in doomed:
+        if not args.dry_run:
+            path.unlink()
+        reporter.detail(f"{'would remove' if args.dry_run else 'removed'} {path}")
+    reporter.say(f"{'would remove' if args.dry_run else 'removed'} {len(doomed)} files "
+                 f"({human_bytes(total)}) not used by {', '.join(keep) or 'any kept context'}")
+    return 0
+
+
 def _clean(args, reporter: Reporter) -> int:
     from .clean import clean
     from .engine import Engine
@@ -174,6 +284,9 @@ COMMANDS = {
     "base": _base,
     "selftest": _selftest,
     "demo": _demo,
+    "sync": _sync,
+    "cache": _cache,
+    "verify-cache": _verify_cache,
     "clean": _clean,
 }
 

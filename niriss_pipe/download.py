@@ -176,6 +176,8 @@ def fetch(files: list[Wanted], manifest: Manifest, *, jobs: int = 8,
     for want in files:
         (report.skipped if manifest.trusted(want, rehash) else todo).append(want)
     report.repaired = [w.name for w in todo if w.dest.exists()]
+    for want in todo:
+        _remove_stale_parts(want.dest)
     report.skipped = [w.name for w in report.skipped]
     if not todo:
         return report
@@ -200,6 +202,24 @@ def fetch(files: list[Wanted], manifest: Manifest, *, jobs: int = 8,
         manifest.save()
         report.seconds = time.monotonic() - started
     return report
+
+
+def _remove_stale_parts(dest: Path) -> None:
+    """Delete temporary files a killed sync left beside ``dest`` (their writer is gone)."""
+    for part in dest.parent.glob(f".{dest.name}.part-*"):
+        pid = part.name.rsplit(".part-", 1)[1].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            part.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _fetch_one(want: Wanted, progress: _Progress, timeout: float) -> None:

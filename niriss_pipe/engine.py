@@ -6,8 +6,8 @@ Only this module talks to the engine. It turns engine failures into
 
 from __future__ import annotations
 
-import io
 import re
+import tempfile
 from dataclasses import dataclass
 
 from .buildcontext import BuildContext
@@ -119,11 +119,18 @@ class Engine:
         plan = stages(context.dockerfile)
         stage_of = [name for name, count in plan for _ in range(count)]
         clock = StageClock(self.reporter)
+        with tempfile.TemporaryFile() as tar:
+            context.write_tar(tar)
+            tar.seek(0)
+            return self._stream_build(tar, buildargs, no_cache, stage_of, clock)
+
+    def _stream_build(self, tar, buildargs, no_cache, stage_of, clock) -> str:
         step_line = ""
         stream = self.client.api.build(
-            fileobj=io.BytesIO(context.tar()), custom_context=True, decode=True, rm=True,
+            fileobj=tar, custom_context=True, decode=True, rm=True,
             forcerm=True, buildargs=buildargs, pull=False, nocache=no_cache)
         image_id = None
+        uncached = False  # the current step has not (yet) reported "Using cache"
         for chunk in stream:
             text = chunk.get("stream", "")
             if "error" in chunk:
@@ -135,11 +142,16 @@ class Engine:
                 self.reporter.detail(line)
                 step = STEP_RE.match(line)
                 if step:
+                    if uncached:
+                        clock.step_ran()
                     step_line = line
                     number = int(step.group(1))
                     clock.enter(stage_of[number - 1] if number <= len(stage_of) else "build")
-                elif line.startswith(" ---> Running in"):
-                    clock.step_ran()
+                    uncached = not step.group(3).upper().startswith("FROM ")
+                elif line.startswith(" ---> Using cache"):
+                    uncached = False
+        if uncached:
+            clock.step_ran()
         clock.finish()
         if image_id is None:
             raise self._build_failure(step_line, "the engine reported no image id")

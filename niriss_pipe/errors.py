@@ -39,3 +39,9 @@ class EngineError(UserError):
     """The Docker Engine is missing, refused a request, or a build failed."""
 
     exit_code = 1
+
+
+class VerificationError(UserError):
+    """Files that do not match what was verified or what the server lists."""
+
+    exit_code = 1

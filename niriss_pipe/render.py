@@ -64,6 +64,7 @@ def labels(spec: ImageSpec, imap: str | None) -> list[tuple[str, str]]:
         "org.opencontainers.image.base.name": spec.base.reference,
         f"{LABEL_NS}.crds.context": spec.context,
         f"{LABEL_NS}.crds.references": spec.references,
+        f"{LABEL_NS}.crds.scope": spec.scope,
         f"{LABEL_NS}.python.version": spec.python_version,
         f"{LABEL_NS}.python.manager": spec.manager,
         f"{LABEL_NS}.base.suite": spec.base.suite,
@@ -107,6 +108,9 @@ def writer_context(spec: ImageSpec, *, imap: str | None = None,
         "user": IMAGE_USER,
         "uid": IMAGE_UID,
         "labels": labels(spec, imap),
+        "label_ns": LABEL_NS,
+        "baked": spec.references == "bake",
+        "scope": spec.scope,
     }
 
 

@@ -33,10 +33,11 @@ SUITE_PYTHON = {"bullseye": "3.9", "bookworm": "3.11", "trixie": "3.13"}
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 MANAGERS = ("venv", "conda")
 REFERENCE_MODES = ("mount", "bake")
+REFERENCE_SCOPES = ("none", "instrument", "datasets")
 
 ALLOWED_KEYS: dict[str, tuple[str, ...]] = {
     "": ("name", "crds", "jwst", "python", "base", "packages"),
-    "crds": ("context", "niriss_imap", "references"),
+    "crds": ("context", "niriss_imap", "references", "scope", "datasets"),
     "jwst": ("version", "git", "ref"),
     "python": ("version", "manager"),
     "base": ("suite", "image", "mirror", "variant"),
@@ -106,6 +107,8 @@ class ImageSpec:
     base: BaseSpec
     apt_packages: tuple[str, ...] = ()
     pip_packages: tuple[str, ...] = ()
+    scope: str = "instrument"  # which references a sync or a bake brings
+    datasets: tuple[Path, ...] = ()  # for scope 'datasets', resolved against the spec's folder
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -152,10 +155,8 @@ def validate(data: Any, shown: str, path: Path | None = None) -> ImageSpec:
                "from the pmap.")
     references = v.choice(crds, "references", REFERENCE_MODES, default="mount",
                           where="crds.references")
-    if references == "bake":
-        v.fail("crds.references", "'bake' (references synced into the image) is not "
-               "available in this version of niriss-pipe.",
-               "use 'mount' and run the image with -v <cache>:/crds:ro.")
+    scope = v.choice(crds, "scope", REFERENCE_SCOPES, default="instrument", where="crds.scope")
+    datasets = _datasets(v, crds, scope, (path or Path(shown)).parent)
 
     jwst = _jwst(v, v.mapping(v.required(top, "jwst"), "jwst"))
     python = v.mapping(v.required(top, "python"), "python")
@@ -175,7 +176,29 @@ def validate(data: Any, shown: str, path: Path | None = None) -> ImageSpec:
     return ImageSpec(path=path or Path(shown), name=name, context=context, niriss_imap=imap,
                      references=references, jwst=jwst, python_version=py_version,
                      manager=manager, base=base, apt_packages=tuple(apt),
-                     pip_packages=tuple(pip), warnings=tuple(v.warnings))
+                     pip_packages=tuple(pip), scope=scope, datasets=datasets,
+                     warnings=tuple(v.warnings))
+
+
+def _datasets(v: _Validator, crds: dict, scope: str, folder: Path) -> tuple[Path, ...]:
+    raw = crds.get("datasets") or []
+    if not isinstance(raw, list) or not all(isinstance(item, str) for item in raw):
+        v.fail("crds.datasets", "must be a list of file or folder paths.",
+               "write it as a YAML list: datasets: [data/jw..._uncal.fits, data/].")
+    if scope == "datasets" and not raw:
+        v.fail("crds.datasets", "is empty, but crds.scope is 'datasets'.",
+               "list the exposures (or folders of *_uncal.fits) whose references to sync.")
+    if raw and scope != "datasets":
+        v.fail("crds.datasets", f"is only used with scope 'datasets' (scope is '{scope}').",
+               "set crds.scope: datasets, or remove crds.datasets.")
+    paths = []
+    for item in raw:
+        path = (folder / item) if not Path(item).is_absolute() else Path(item)
+        if not path.exists():
+            v.fail("crds.datasets", f"names {item}, which does not exist (looked for {path}).",
+                   "fix the path; relative paths are read from the spec's folder.")
+        paths.append(path)
+    return tuple(paths)
 
 
 def _jwst(v: _Validator, jwst: dict) -> JwstSpec:

@@ -67,10 +67,10 @@ def problem_report(crds_path, context):
         return None
     return (f"niriss-pipe: the CRDS cache at {crds_path} cannot serve context {context} offline "
             f"({'; '.join(problems)}). The image has no network access to fetch them. Sync it on "
-            f"a machine with network: `CRDS_PATH=<host dir> "
+            f"a machine with network: `python build.py sync --context {context} --cache <host "
+            f"dir>` (niriss-pipe), or `CRDS_PATH=<host dir> "
             f"CRDS_SERVER_URL=https://jwst-crds.stsci.edu crds sync --contexts {context}`, then "
-            f"the NIRISS references with `crds sync --contexts <its NIRISS imap> "
-            f"--fetch-references`, and mount it with `-v <host dir>:/crds:ro`.")
+            f"mount it with `-v <host dir>:/crds:ro`.")
 
 
 def main(argv=None):

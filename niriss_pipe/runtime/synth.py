@@ -67,11 +67,11 @@ def user_env(base):
     return env
 
 
-def _set(node, values):
+def set_meta(node, values):
     """Assign a nested dict onto a datamodel meta node."""
     for key, value in values.items():
         if isinstance(value, dict):
-            _set(getattr(node, key), value)
+            set_meta(getattr(node, key), value)
         else:
             setattr(node, key, value)
 
@@ -118,7 +118,7 @@ def make_exposure(path, ngroups=5, nints=1):
     if not 1 <= ngroups <= MAX_NGROUPS or nints < 1:
         raise ValueError(f"need 1 <= ngroups <= {MAX_NGROUPS} and nints >= 1")
     model = datamodels().Level1bModel(data=_ramp(ngroups, nints))
-    _set(model.meta, _exposure_meta(ngroups, nints))
+    set_meta(model.meta, _exposure_meta(ngroups, nints))
     path.parent.mkdir(parents=True, exist_ok=True)
     model.save(str(path))
     model.close()
@@ -174,7 +174,7 @@ REFERENCES = {
 }
 
 
-def _reference_meta(reftype, extra, subarray):
+def reference_meta(reftype, extra, subarray):
     meta = {
         "reftype": reftype.upper(), "author": "niriss-pipe synth", "pedigree": "DUMMY",
         "description": f"Synthetic {reftype} for offline self-tests", "useafter": USEAFTER,
@@ -188,7 +188,7 @@ def _reference_meta(reftype, extra, subarray):
 def _write_reference(dm, reftype, path):
     cls_name, arrays, extra, subarray = REFERENCES[reftype]
     model = getattr(dm, cls_name)(**{name: make() for name, make in arrays.items()})
-    _set(model.meta, _reference_meta(reftype, extra, subarray))
+    set_meta(model.meta, reference_meta(reftype, extra, subarray))
     model.save(str(path))
     model.close()
 
@@ -218,7 +218,7 @@ def mapping_text(header, selector):
     return render(hashlib.sha1(body.encode("utf-8")).hexdigest())
 
 
-def _dict_selector(call, entries):
+def dict_selector(call, entries):
     body = "".join(f"    {k!r} : {v},\n" for k, v in entries.items())
     return f"{call}({{\n{body}}})" if call else f"{{\n{body}}}"
 
@@ -228,20 +228,20 @@ def _rmap(reftype, name, reference):
               "instrument": "NIRISS", "mapping": "REFERENCE", "name": name,
               "observatory": "JWST", "parkey": RMAP_PARKEY}
     useafter = f"UseAfter({{\n        {USEAFTER.replace('T', ' ')!r} : {reference!r},\n    }})"
-    return mapping_text(header, _dict_selector("Match", {("NIS",): useafter}))
+    return mapping_text(header, dict_selector("Match", {("NIS",): useafter}))
 
 
 def _imap(name, selections):
     header = {"derived_from": "niriss-pipe synthetic", "instrument": "NIRISS",
               "mapping": "INSTRUMENT", "name": name, "observatory": "JWST",
               "parkey": ("REFTYPE",)}
-    return mapping_text(header, _dict_selector("", {k: repr(v) for k, v in selections.items()}))
+    return mapping_text(header, dict_selector("", {k: repr(v) for k, v in selections.items()}))
 
 
 def _pmap(name, imap):
     header = {"derived_from": "niriss-pipe synthetic", "mapping": "PIPELINE", "name": name,
               "observatory": "JWST", "parkey": ("META.INSTRUMENT.NAME",)}
-    return mapping_text(header, _dict_selector("", {"NIRISS": repr(imap)}))
+    return mapping_text(header, dict_selector("", {"NIRISS": repr(imap)}))
 
 
 def _server_config(pmap):

@@ -53,6 +53,7 @@ LABEL \
       io.niriss-pipe.base.variant="minbase" \
       io.niriss-pipe.crds.context="jwst_1584.pmap" \
       io.niriss-pipe.crds.references="mount" \
+      io.niriss-pipe.crds.scope="instrument" \
       io.niriss-pipe.jwst.version="3.0.0" \
       io.niriss-pipe.python.manager="venv" \
       io.niriss-pipe.python.version="3.11" \

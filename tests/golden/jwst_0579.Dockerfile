@@ -59,6 +59,7 @@ LABEL \
       io.niriss-pipe.crds.context="jwst_0579.pmap" \
       io.niriss-pipe.crds.niriss-imap="jwst_niriss_0123.imap" \
       io.niriss-pipe.crds.references="mount" \
+      io.niriss-pipe.crds.scope="instrument" \
       io.niriss-pipe.jwst.git="https://github.com/spacetelescope/jwst" \
       io.niriss-pipe.jwst.ref="0.14.2" \
       io.niriss-pipe.python.manager="conda" \

@@ -86,3 +86,13 @@ def test_demo_end_to_end(tmp_path, default_build):
     product = tmp_path / match.group(1)
     assert product.is_file() and product.stat().st_size > 10_000
     assert (tmp_path / "crds_cache" / "mappings" / "jwst" / SYNTHETIC).is_file()
+
+
+def test_clean_dry_run_lists_only_what_the_tool_made(tmp_path, default_build, synthetic_cache):
+    proc = cli("clean", "--dry-run", "--cache", str(synthetic_cache), cwd=tmp_path)
+    lines = proc.stdout.splitlines()
+    assert any(line.startswith("would remove image") and "niriss-pipe:jwst_1584" in line
+               for line in lines)
+    assert any("niriss-pipe-base:bookworm-minbase" in line for line in lines)
+    assert any(line.endswith("jwst_9999.pmap") for line in lines)
+    assert (synthetic_cache / "mappings/jwst/jwst_9999.pmap").is_file()  # dry run: kept

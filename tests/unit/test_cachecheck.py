@@ -58,6 +58,7 @@ def test_missing_rmap_is_reported_with_fix(cache, capsys):
     assert str(cache) in err and PMAP in err
     assert "1 mapping missing: jwst_niriss_pars-jumpstep_0001.rmap" in err
     assert "CRDS_SERVER_URL=https://jwst-crds.stsci.edu" in err
+    assert f"python build.py sync --context {PMAP} --cache <host dir>" in err
     assert f"crds sync --contexts {PMAP}" in err and "-v <host dir>:/crds:ro" in err
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -110,6 +111,18 @@ def test_corrupted_file_in_cache_is_detected_and_refetched(server, tmp_path):
     report = fetch(files, Manifest(tmp_path / "m.json", tmp_path), reporter=quiet())
     assert report.fetched == [files[3].name] and set(server.gets) == {files[3].name}
     assert victim.read_bytes() == FILES[files[3].name]
+
+
+def test_parts_left_by_a_killed_sync_are_removed_live_ones_kept(server, tmp_path):
+    files = wanted(server, tmp_path)
+    folder = files[0].dest.parent
+    folder.mkdir(parents=True)
+    dead = folder / f".{files[0].name}.part-999999999-1"  # no such process
+    live = folder / f".{files[0].name}.part-{os.getpid()}-1"  # a sync still running
+    dead.write_bytes(b"half")
+    live.write_bytes(b"half")
+    fetch(files, Manifest(tmp_path / "m.json", tmp_path), reporter=quiet())
+    assert not dead.exists() and live.exists()
 
 
 def test_unknown_file_fails_with_its_name(server, tmp_path):

@@ -35,6 +35,18 @@ def test_golden(name, kwargs):
     assert text == golden.read_text()
 
 
+def test_golden_bake():
+    """A baked image adds one COPY of the cache after every environment layer."""
+    baked = dataclasses.replace(spec(), references="bake")
+    golden = GOLDEN / "default-bake.Dockerfile"
+    text = render.render(baked)
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.write_text(text)
+    assert text == golden.read_text()
+    names = [name for name, _ in render.stages(text)]
+    assert names == [*STAGE_ORDER[:-1], "references", "context"]
+
+
 def test_deterministic():
     assert render.render(spec()) == render.render(spec())
 

@@ -67,7 +67,11 @@ def test_good_spec_fields():
     (spec_with(crds__context=None), "crds.context", "is missing"),
     (spec_with(crds__niriss_imap="jwst_nircam_0123.imap"), "crds.niriss_imap", "NIRISS"),
     (spec_with(crds__references="copy"), "crds.references", "mount, bake"),
-    (spec_with(crds__references="bake"), "crds.references", "use 'mount'"),
+    (spec_with(crds__scope="all"), "crds.scope", "none, instrument, datasets"),
+    (spec_with(crds__scope="datasets"), "crds.datasets", "is empty"),
+    (spec_with(crds__datasets=["a.fits"]), "crds.datasets", "only used with scope"),
+    (spec_with(crds__scope="datasets", crds__datasets=["no/such_uncal.fits"]), "crds.datasets",
+     "does not exist"),
     (spec_with(python__version="3.9", base__suite="bullseye"), "python.version",
      "jwst 3.0.0 does not support Python 3.9"),
     (spec_with(python__version="3.9", base__suite="bullseye", jwst__version="1.20.2"),
@@ -102,6 +106,15 @@ def test_bad_specs(data, field, words):
     assert text.startswith(f"images/x.yaml: field '{field}'") or field == "(top level)"
     assert words in text
     assert "Fix:" in text
+
+
+def test_bake_with_dataset_scope_resolves_paths(tmp_path):
+    (tmp_path / "data").mkdir()
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec_with(crds__references="bake", crds__scope="datasets",
+                                             crds__datasets=["data"])))
+    spec = load_spec(path)
+    assert spec.references == "bake" and spec.datasets == (tmp_path / "data",)
 
 
 def test_unknown_jwst_version_warns_but_loads():

@@ -1,0 +1,1 @@
+"""A CRDS server test double: a synthetic store (store.py) served over the real protocol."""

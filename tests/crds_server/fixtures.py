@@ -1,0 +1,56 @@
+"""Session fixtures for tests that need a CRDS server: the store, built once, and a server on it.
+
+Use them from a test module under tests/integration (whose conftest provides `default_image`):
+
+    pytest_plugins = ["tests.crds_server.fixtures"]
+
+Registered as a plugin, each fixture exists once per session whichever modules ask for it.
+Tests that change faults or read the request log should call ``crds_server.reset()`` first.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.crds_server.server import CRDSServer
+
+ROOT = Path(__file__).resolve().parents[2]
+STORE_SCRIPT = "/src/tests/crds_server/store.py"  # ROOT is mounted at /src
+
+
+def build_store(image: str, store: Path) -> Path:
+    """Write the synthetic store into `store` with the image's jwst datamodels, offline."""
+    user = f"{os.getuid()}:{os.getgid()}"
+    cmd = ["docker", "run", "--rm", "--network", "none", "--user", user, "-v", f"{ROOT}:/src:ro",
+           "-v", f"{store}:/store", image, "python", STORE_SCRIPT, "/store"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise AssertionError(f"building the CRDS store failed ({proc.returncode}):\n"
+                             f"{proc.stdout}\n{proc.stderr}")
+    return store
+
+
+@pytest.fixture(scope="session")
+def crds_store(tmp_path_factory, default_image) -> Path:
+    """A store directory: mappings/, references/, datasets/ and store.json (see store.py)."""
+    store = tmp_path_factory.mktemp("crds_store")
+    store.chmod(0o755)  # containers run as other uids read it
+    return build_store(default_image, store)
+
+
+@pytest.fixture(scope="session")
+def crds_manifest(crds_store) -> dict:
+    """store.json: per context its mappings, references and what the dataset selects."""
+    return json.loads((crds_store / "store.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def crds_server(crds_store):
+    """A running CRDSServer on the store; `crds_server.url` is the CRDS_SERVER_URL."""
+    with CRDSServer(crds_store) as server:
+        yield server

@@ -1,0 +1,80 @@
+# Rendered by niriss-pipe 0.1.0 from default.yaml: do not edit, edit the spec.
+# Image: niriss-pipe:jwst_1584 (jwst_1584-jwst3.0.0-py3.11)
+# Stages run from least to most often changed, so a new pmap reuses every environment layer.
+# Classic builder compatible (Docker Engine 20.10, no BuildKit features).
+
+# == stage: base ==
+FROM niriss-pipe-base:bookworm-minbase
+SHELL ["/bin/sh", "-eu", "-c"]
+ENV LANG=C.UTF-8 LC_ALL=C.UTF-8 DEBIAN_FRONTEND=noninteractive
+
+# == stage: os-packages ==
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates python3 python3-venv \
+ && apt-get clean && rm -rf /var/lib/apt/lists/*
+
+# == stage: python-env ==
+RUN python3 -m venv /opt/env \
+ && /opt/env/bin/python -c 'import sys; v = "%d.%d" % sys.version_info[:2]; assert v == "3.11", "base gives Python " + v + ", spec wants 3.11"'
+
+# == stage: jwst ==
+RUN /opt/env/bin/python -m pip install --no-cache-dir --disable-pip-version-check \
+      jwst==3.0.0 \
+ && /opt/env/bin/python -c 'import jwst, crds; print("jwst", jwst.__version__, "crds", crds.__version__)'
+
+# == stage: runtime ==
+COPY niriss_pipe/ /opt/niriss-pipe/niriss_pipe/
+COPY entrypoint.sh /usr/local/bin/niriss-pipe-entrypoint
+RUN /opt/env/bin/python -c 'import site; open(site.getsitepackages()[0] + "/niriss_pipe_runtime.pth", "w").write("/opt/niriss-pipe\n")' \
+ && chmod 0755 /usr/local/bin/niriss-pipe-entrypoint \
+ && useradd --uid 1000 --user-group --create-home --shell /bin/bash jwst \
+ && mkdir -p /crds /data && chown jwst:jwst /data \
+ && /opt/env/bin/python -m compileall -q /opt/niriss-pipe
+ENV PATH=/opt/env/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    CRDS_PATH=/crds \
+    CRDS_SERVER_URL=https://jwst-serverless-mode.stsci.edu \
+    CRDS_MODE=local \
+    CRDS_READONLY_CACHE=1 \
+    MPLBACKEND=Agg
+USER jwst
+WORKDIR /data
+ENTRYPOINT ["/usr/local/bin/niriss-pipe-entrypoint"]
+CMD ["info"]
+
+# == stage: references ==
+# The context's mappings and instrument references, synced and verified on the host. Owned by
+# root: the image user can read the cache but never write it.
+COPY crds/ /crds/
+
+# == stage: context ==
+ENV CRDS_CONTEXT=jwst_1584.pmap
+ARG NIRISS_PIPE_CREATED
+ARG NIRISS_PIPE_REVISION
+ARG NIRISS_PIPE_SOURCE
+ARG NIRISS_PIPE_BASE_DIGEST
+ARG NIRISS_PIPE_REFERENCES_COUNT
+ARG NIRISS_PIPE_REFERENCES_BYTES
+ARG NIRISS_PIPE_REFERENCES_MANIFEST
+LABEL \
+      io.niriss-pipe.base.mirror="http://deb.debian.org/debian" \
+      io.niriss-pipe.base.suite="bookworm" \
+      io.niriss-pipe.base.variant="minbase" \
+      io.niriss-pipe.crds.context="jwst_1584.pmap" \
+      io.niriss-pipe.crds.references="bake" \
+      io.niriss-pipe.crds.scope="instrument" \
+      io.niriss-pipe.jwst.version="3.0.0" \
+      io.niriss-pipe.python.manager="venv" \
+      io.niriss-pipe.python.version="3.11" \
+      io.niriss-pipe.spec="default.yaml" \
+      io.niriss-pipe.tool.version="0.1.0" \
+      org.opencontainers.image.base.name="niriss-pipe-base:bookworm-minbase" \
+      org.opencontainers.image.description="JWST calibration pipeline (jwst 3.0.0) for NIRISS, offline with CRDS context jwst_1584.pmap" \
+      org.opencontainers.image.title="niriss-pipe" \
+      org.opencontainers.image.version="jwst_1584-jwst3.0.0-py3.11" \
+      io.niriss-pipe.crds.baked.count="${NIRISS_PIPE_REFERENCES_COUNT}" \
+      io.niriss-pipe.crds.baked.bytes="${NIRISS_PIPE_REFERENCES_BYTES}" \
+      io.niriss-pipe.crds.baked.manifest="${NIRISS_PIPE_REFERENCES_MANIFEST}" \
+      org.opencontainers.image.created="${NIRISS_PIPE_CREATED}" \
+      org.opencontainers.image.revision="${NIRISS_PIPE_REVISION}" \
+      org.opencontainers.image.source="${NIRISS_PIPE_SOURCE}" \
+      org.opencontainers.image.base.digest="${NIRISS_PIPE_BASE_DIGEST}"
