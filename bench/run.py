@@ -63,6 +63,13 @@ def bench_base(engine: Engine) -> float:
     return took
 
 
+def copy_lock(spec_path: Path) -> None:
+    """A changed name or pmap keeps the default spec's Python requirements, so its lock."""
+    locks = spec_path.parent / "locks"
+    locks.mkdir(exist_ok=True)
+    (locks / f"{spec_path.stem}.txt").write_bytes((ROOT / "images/locks/default.txt").read_bytes())
+
+
 def bench_bake(engine: Engine, tmp: Path, name: str, tag: str) -> dict:
     """Bake context 1, then context 2 (one new rmap and reference) from the CRDS test server."""
     from tests.crds_server.fixtures import build_store
@@ -80,6 +87,7 @@ def bench_bake(engine: Engine, tmp: Path, name: str, tag: str) -> dict:
                              ("bake_pmap_change_s", "jwst_0002.pmap")):
             data["crds"] = {"context": context, "references": "bake"}
             spec_path.write_text(yaml.safe_dump(data))
+            copy_lock(spec_path)
             times[key] = round(timed_cli("build", str(spec_path), "--cache", str(tmp / "bake"),
                                          "--server", server.url)[0], 1)
     for image in engine.client.images.list("niriss-pipe-bench"):
@@ -109,6 +117,7 @@ def main() -> int:
         data["name"], data["crds"]["context"] = "niriss-pipe-bench", "jwst_1585.pmap"
         other = Path(tmp) / "pmap.yaml"
         other.write_text(yaml.safe_dump(data))
+        copy_lock(other)
         results["pmap_change_rebuild_s"] = round(timed_cli("build", str(other))[0], 1)
         for image in engine.client.images.list("niriss-pipe-bench"):
             engine.client.api.remove_image(image.id, force=True)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from .render import CA_BUNDLE_NAME
+from .render import CA_BUNDLE_NAME, LOCK_NAME
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 RUNTIME_FILES = ("__init__.py", "cachecheck.py", "selftest.py", "synth.py")
@@ -70,15 +70,16 @@ class BuildContext:
         return h.hexdigest()
 
 
-def make_context(dockerfile: str, ca_bundle: Path | None = None,
+def make_context(dockerfile: str, lock: bytes, ca_bundle: Path | None = None,
                  crds_files: dict[str, bytes] | None = None,
                  crds_disk: dict[str, DiskFile] | None = None) -> BuildContext:
-    """Collect the runtime package, the entrypoint, when asked a CA bundle, and for baked
-    images the CRDS cache files (under ``crds/``)."""
+    """Collect the lock, the runtime package, the entrypoint, when asked a CA bundle, and
+    for baked images the CRDS cache files (under ``crds/``)."""
     files = {"niriss_pipe/__init__.py": (PACKAGE_DIR / "__init__.py").read_bytes()}
     for name in RUNTIME_FILES:
         files[f"niriss_pipe/runtime/{name}"] = (PACKAGE_DIR / "runtime" / name).read_bytes()
     files["entrypoint.sh"] = (PACKAGE_DIR / "runtime" / "entrypoint.sh").read_bytes()
+    files[LOCK_NAME] = lock
     if ca_bundle is not None:
         files[CA_BUNDLE_NAME] = ca_bundle.read_bytes()
     files.update(crds_files or {})

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import lock as locking
 from . import render as rendering
 from .base import resolve as resolve_base
 from .buildcontext import BuildContext, DiskFile, make_context
@@ -58,15 +59,22 @@ def user_tags(spec: ImageSpec) -> list[str]:
     return [rendering.pmap_tag(spec), rendering.full_tag(spec)]
 
 
+def render_dockerfile(spec: ImageSpec, options: BuildOptions) -> str:
+    """The Dockerfile ``build`` would use (reads the host cache for the imap, nothing else)."""
+    ca = find_ca_bundle(options.ca_bundle)
+    return rendering.render(spec, imap=resolve_imap(spec, options.cache),
+                            ca_bundle=ca is not None)
+
+
 def prepare(spec: ImageSpec, options: BuildOptions,
             baked: BakedCache | None = None) -> BuildContext:
-    """Render the Dockerfile and collect the build context (no engine needed)."""
+    """Check the lock, render the Dockerfile and collect the build context (no engine)."""
+    lock = locking.check(spec).read_bytes()
+    dockerfile = render_dockerfile(spec, options)
     ca = find_ca_bundle(options.ca_bundle)
-    imap = resolve_imap(spec, options.cache)
-    dockerfile = rendering.render(spec, imap=imap, ca_bundle=ca is not None)
     if baked is None:
-        return make_context(dockerfile, ca)
-    return make_context(dockerfile, ca, crds_files=baked.files, crds_disk=baked.disk)
+        return make_context(dockerfile, lock, ca)
+    return make_context(dockerfile, lock, ca, crds_files=baked.files, crds_disk=baked.disk)
 
 
 @dataclass
@@ -107,6 +115,7 @@ def build(spec: ImageSpec, engine: Engine, options: BuildOptions) -> BuildResult
     started = time.monotonic()
     for warning in spec.warnings:
         engine.reporter.warn(f"{spec.path}: {warning}")
+    locking.check(spec)  # before any download or build: a stale lock is a user error
     baked = bake_cache(spec, options, engine.reporter) if spec.references == "bake" else None
     context = prepare(spec, options, baked)
     base = resolve_base(engine, spec.base)
@@ -122,6 +131,7 @@ def build(spec: ImageSpec, engine: Engine, options: BuildOptions) -> BuildResult
     say(f"building {spec.name}:{rendering.full_tag(spec)} from {spec.path} "
         f"(base {base.reference} {base.image_id[7:19]})")
     buildargs = {**proxy_buildargs(), **_provenance_args(base.digest),
+                 "NIRISS_PIPE_LOCK_DIGEST": locking.digest(locking.lock_path(spec)),
                  **(baked.buildargs if baked else {})}
     image_id = engine.build(context, buildargs, no_cache=options.no_cache)
     output = ""
@@ -131,7 +141,11 @@ def build(spec: ImageSpec, engine: Engine, options: BuildOptions) -> BuildResult
     took = time.monotonic() - started
     tags = ", ".join(f"{spec.name}:{t}" for t in user_tags(spec))
     say(f"built {image_id[7:19]} in {took:.0f} s, tagged {tags}")
-    return BuildResult(image_id, user_tags(spec), ctag, True, took, output)
+    result = BuildResult(image_id, user_tags(spec), ctag, True, took, output)
+    from .provenance import write_build_record  # build/records/<repository>/<full tag>.json
+
+    write_build_record(spec, engine, result, base, no_cache=options.no_cache)
+    return result
 
 
 def run_selftest(engine: Engine, image: str, *, cleanup_on_failure: bool = False) -> str:

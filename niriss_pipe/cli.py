@@ -37,6 +37,21 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", parents=[common], help="check specs; print tags and labels")
     p.add_argument("specs", nargs="+", type=Path, metavar="SPEC")
+    p = sub.add_parser("new", parents=[common],
+                       help="write a spec for a pmap or a jwst release from the release catalog")
+    p.add_argument("--pmap", help="e.g. jwst_0579: the newest release tested at or below it")
+    p.add_argument("--jwst", metavar="VERSION",
+                   help="e.g. 1.12.5: with its tested context (or with --pmap, that pair)")
+    p.add_argument("-o", "--output", type=Path,
+                   help="write the spec here (default: images/<pmap stem>.yaml); - for stdout")
+    p.add_argument("--force", action="store_true", help="overwrite an existing spec")
+    p = sub.add_parser("lock", parents=[common],
+                       help="resolve a spec's environment with hashes, as of its jwst release")
+    p.add_argument("specs", nargs="+", type=Path, metavar="SPEC")
+    p.add_argument("--upgrade", action="store_true",
+                   help="re-resolve even when the lock is up to date")
+    p.add_argument("--exclude-newer", metavar="YYYY-MM-DD",
+                   help="resolve as of this day instead of the day after the jwst release")
     p = sub.add_parser("render", parents=[common, building], help="print the Dockerfile of a spec")
     p.add_argument("spec", type=Path, metavar="SPEC")
     p = sub.add_parser("build", parents=[common, building],
@@ -88,6 +103,20 @@ def _parser() -> argparse.ArgumentParser:
                    help="contexts to keep, as specs or pmap names (default: every spec in "
                    "images/)")
     p.add_argument("--dry-run", action="store_true", help="with --prune: only list")
+    p = sub.add_parser("inspect", parents=[common],
+                       help="what an image holds and how it was built (labels + one offline run)")
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("--json", action="store_true", help="print it as JSON")
+    p = sub.add_parser("verify", parents=[common],
+                       help="check an image against its lock, its labels and its self-test")
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("--no-selftest", action="store_true",
+                   help="only the environment and reference checks")
+    p = sub.add_parser("repro", parents=[common, building],
+                       help="build a spec twice with no layer cache and compare the results")
+    p.add_argument("spec", type=Path, nargs="?", default=DEFAULT_SPEC, metavar="SPEC")
+    p.add_argument("--keep", type=Path, metavar="DIR",
+                   help="work in DIR (spec copy, self-test products) and keep it")
     p = sub.add_parser("clean", parents=[common],
                        help="remove images, demo output and synthetic contexts this tool made")
     p.add_argument("--dry-run", action="store_true", help="only list what would be removed")
@@ -125,13 +154,51 @@ def _validate(args, reporter: Reporter) -> int:
     return 0
 
 
-def _render(args, reporter: Reporter) -> int:
-    from .builder import BuildOptions, prepare
+def _new(args, reporter: Reporter) -> int:
+    from .newspec import for_jwst, for_pmap, render_yaml
     from .spec import load_spec
 
-    context = prepare(load_spec(args.spec), BuildOptions(ca_bundle=args.ca_bundle,
-                                                          cache=args.cache))
-    sys.stdout.write(context.dockerfile)
+    if not (args.pmap or args.jwst):
+        raise UserError("new needs --pmap, --jwst, or both.",
+                        "e.g. python build.py new --pmap jwst_0579")
+    proposal = for_pmap(args.pmap) if args.pmap and not args.jwst else for_jwst(args.jwst,
+                                                                                args.pmap)
+    text = render_yaml(proposal)
+    for warning in proposal.warnings:
+        reporter.warn(warning)
+    if str(args.output) == "-":
+        sys.stdout.write(text)
+        return 0
+    out = args.output or Path("images") / f"{proposal.context.removesuffix('.pmap')}.yaml"
+    if out.exists() and not args.force:
+        raise UserError(f"{out} exists.", "give --output elsewhere, or --force to replace it.")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    load_spec(out)  # what we write must be a valid spec
+    reporter.say(f"wrote {out}: jwst {proposal.release.tag}, Python {proposal.python} "
+                 f"({proposal.manager}), {proposal.context}")
+    return 0
+
+
+def _lock(args, reporter: Reporter) -> int:
+    from .lock import make_lock, pinned
+    from .spec import load_spec
+
+    for spec in [load_spec(path) for path in args.specs]:
+        path, written = make_lock(spec, upgrade=args.upgrade, exclude_newer=args.exclude_newer)
+        pins = pinned(path)
+        what = "wrote" if written else "up to date:"
+        reporter.say(f"{what} {path} ({len(pins)} packages; jwst {pins.get('jwst', '?')}, "
+                     f"crds {pins.get('crds', '?')}, numpy {pins.get('numpy', '?')})")
+    return 0
+
+
+def _render(args, reporter: Reporter) -> int:
+    from .builder import BuildOptions, render_dockerfile
+    from .spec import load_spec
+
+    sys.stdout.write(render_dockerfile(load_spec(args.spec),
+                                       BuildOptions(ca_bundle=args.ca_bundle, cache=args.cache)))
     return 0
 
 
@@ -277,8 +344,41 @@ def _clean(args, reporter: Reporter) -> int:
     return 0
 
 
+def _inspect(args, reporter: Reporter) -> int:
+    import json
+
+    from .engine import Engine
+    from .provenance import format_inspection, inspect_image
+
+    info = inspect_image(Engine(reporter), args.image)
+    reporter.say(json.dumps(info, indent=2, sort_keys=True) if args.json
+                 else format_inspection(info))
+    return 0
+
+
+def _verify(args, reporter: Reporter) -> int:
+    from .engine import Engine
+    from .provenance import verify_image
+
+    verify_image(Engine(reporter), args.image, selftest=not args.no_selftest)
+    return 0
+
+
+def _repro(args, reporter: Reporter) -> int:
+    from .builder import BuildOptions
+    from .engine import Engine
+    from .repro import repro
+
+    options = BuildOptions(ca_bundle=args.ca_bundle, cache=args.cache,
+                           crds_server=_crds_server(args.server))
+    repro(args.spec, Engine(reporter), options, keep=args.keep)
+    return 0
+
+
 COMMANDS = {
     "validate": _validate,
+    "new": _new,
+    "lock": _lock,
     "render": _render,
     "build": _build,
     "base": _base,
@@ -288,6 +388,9 @@ COMMANDS = {
     "cache": _cache,
     "verify-cache": _verify_cache,
     "clean": _clean,
+    "inspect": _inspect,
+    "verify": _verify,
+    "repro": _repro,
 }
 
 

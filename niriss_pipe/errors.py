@@ -19,11 +19,15 @@ class UserError(Exception):
         super().__init__(self.paragraph())
 
     def paragraph(self) -> str:
+        """The message wrapped as one paragraph; anything after a newline in ``fix`` (a log
+        excerpt) follows verbatim."""
+        fix, _, detail = self.fix.partition("\n")
         parts = [f"{self.where}: {self.what}" if self.where else self.what]
-        if self.fix:
-            parts.append(f"Fix: {self.fix}")
-        return textwrap.fill(" ".join(parts), width=100, break_long_words=False,
+        if fix:
+            parts.append(f"Fix: {fix}")
+        text = textwrap.fill(" ".join(parts), width=100, break_long_words=False,
                              break_on_hyphens=False)
+        return f"{text}\n{detail}" if detail else text
 
 
 class SpecError(UserError):

@@ -25,6 +25,8 @@ SERVERLESS_URL = "https://jwst-serverless-mode.stsci.edu"
 IMAGE_USER, IMAGE_UID = "jwst", 1000
 MICROMAMBA_VERSION = "2.0.5-0"
 CA_BUNDLE_NAME = "ca-bundle.crt"
+LOCK_NAME = "requirements.lock"
+LOCK_IN_IMAGE = "/opt/niriss-pipe/requirements.lock"
 CA_IN_IMAGE = "/etc/niriss-pipe/build-ca.crt"
 LABEL_NS = "io.niriss-pipe"
 # Every client a build step runs reads its CA bundle from one of these (pip, requests, OpenSSL,
@@ -73,6 +75,7 @@ def labels(spec: ImageSpec, imap: str | None) -> list[tuple[str, str]]:
     }
     if imap:
         items[f"{LABEL_NS}.crds.niriss-imap"] = imap
+    items[f"{LABEL_NS}.lock.file"] = f"locks/{spec.path.stem}.txt"
     if spec.jwst.version:
         items[f"{LABEL_NS}.jwst.version"] = spec.jwst.version
     else:
@@ -101,7 +104,8 @@ def writer_context(spec: ImageSpec, *, imap: str | None = None,
         "env_prefix": ENV_PREFIX,
         "ca_in_image": CA_IN_IMAGE,
         "ca_env": CA_ENV_IN_BUILD,
-        "pip_requirements": [spec.jwst.requirement, *spec.pip_packages],
+        "lock_file": LOCK_NAME,
+        "lock_in_image": LOCK_IN_IMAGE,
         "crds_path": CRDS_PATH,
         "crds_server_url": SERVERLESS_URL,
         "context": spec.context,

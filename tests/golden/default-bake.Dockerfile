@@ -18,8 +18,11 @@ RUN python3 -m venv /opt/env \
  && /opt/env/bin/python -c 'import sys; v = "%d.%d" % sys.version_info[:2]; assert v == "3.11", "base gives Python " + v + ", spec wants 3.11"'
 
 # == stage: jwst ==
+# Exactly the locked, hash-checked environment (build.py lock): no resolver runs here.
+COPY requirements.lock /opt/niriss-pipe/requirements.lock
 RUN /opt/env/bin/python -m pip install --no-cache-dir --disable-pip-version-check \
-      jwst==3.0.0 \
+      --require-hashes --no-deps -r /opt/niriss-pipe/requirements.lock \
+ && /opt/env/bin/python -m pip check \
  && /opt/env/bin/python -c 'import jwst, crds; print("jwst", jwst.__version__, "crds", crds.__version__)'
 
 # == stage: runtime ==
@@ -52,6 +55,7 @@ ARG NIRISS_PIPE_CREATED
 ARG NIRISS_PIPE_REVISION
 ARG NIRISS_PIPE_SOURCE
 ARG NIRISS_PIPE_BASE_DIGEST
+ARG NIRISS_PIPE_LOCK_DIGEST
 ARG NIRISS_PIPE_REFERENCES_COUNT
 ARG NIRISS_PIPE_REFERENCES_BYTES
 ARG NIRISS_PIPE_REFERENCES_MANIFEST
@@ -63,6 +67,7 @@ LABEL \
       io.niriss-pipe.crds.references="bake" \
       io.niriss-pipe.crds.scope="instrument" \
       io.niriss-pipe.jwst.version="3.0.0" \
+      io.niriss-pipe.lock.file="locks/default.txt" \
       io.niriss-pipe.python.manager="venv" \
       io.niriss-pipe.python.version="3.11" \
       io.niriss-pipe.spec="default.yaml" \
@@ -77,4 +82,5 @@ LABEL \
       org.opencontainers.image.created="${NIRISS_PIPE_CREATED}" \
       org.opencontainers.image.revision="${NIRISS_PIPE_REVISION}" \
       org.opencontainers.image.source="${NIRISS_PIPE_SOURCE}" \
-      org.opencontainers.image.base.digest="${NIRISS_PIPE_BASE_DIGEST}"
+      org.opencontainers.image.base.digest="${NIRISS_PIPE_BASE_DIGEST}" \
+      io.niriss-pipe.lock.digest="${NIRISS_PIPE_LOCK_DIGEST}"

@@ -23,8 +23,11 @@ RUN curl -fsSL "https://micro.mamba.pm/api/micromamba/linux-64/${MICROMAMBA_VERS
  && /opt/env/bin/python -c 'import sys; v = "%d.%d.%d" % sys.version_info[:3]; assert (v + ".").startswith("3.7."), "env gives Python " + v'
 
 # == stage: jwst ==
+# Exactly the locked, hash-checked environment (build.py lock): no resolver runs here.
+COPY requirements.lock /opt/niriss-pipe/requirements.lock
 RUN /opt/env/bin/python -m pip install --no-cache-dir --disable-pip-version-check \
-      'jwst @ git+https://github.com/spacetelescope/jwst@0.14.2' \
+      --require-hashes --no-deps -r /opt/niriss-pipe/requirements.lock \
+ && /opt/env/bin/python -m pip check \
  && /opt/env/bin/python -c 'import jwst, crds; print("jwst", jwst.__version__, "crds", crds.__version__)'
 
 # == stage: runtime ==
@@ -52,6 +55,7 @@ ARG NIRISS_PIPE_CREATED
 ARG NIRISS_PIPE_REVISION
 ARG NIRISS_PIPE_SOURCE
 ARG NIRISS_PIPE_BASE_DIGEST
+ARG NIRISS_PIPE_LOCK_DIGEST
 LABEL \
       io.niriss-pipe.base.mirror="http://deb.debian.org/debian" \
       io.niriss-pipe.base.suite="bookworm" \
@@ -62,6 +66,7 @@ LABEL \
       io.niriss-pipe.crds.scope="instrument" \
       io.niriss-pipe.jwst.git="https://github.com/spacetelescope/jwst" \
       io.niriss-pipe.jwst.ref="0.14.2" \
+      io.niriss-pipe.lock.file="locks/jwst_0579.txt" \
       io.niriss-pipe.python.manager="conda" \
       io.niriss-pipe.python.version="3.7" \
       io.niriss-pipe.spec="jwst_0579.yaml" \
@@ -73,4 +78,5 @@ LABEL \
       org.opencontainers.image.created="${NIRISS_PIPE_CREATED}" \
       org.opencontainers.image.revision="${NIRISS_PIPE_REVISION}" \
       org.opencontainers.image.source="${NIRISS_PIPE_SOURCE}" \
-      org.opencontainers.image.base.digest="${NIRISS_PIPE_BASE_DIGEST}"
+      org.opencontainers.image.base.digest="${NIRISS_PIPE_BASE_DIGEST}" \
+      io.niriss-pipe.lock.digest="${NIRISS_PIPE_LOCK_DIGEST}"

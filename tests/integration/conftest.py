@@ -38,6 +38,19 @@ def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return proc
 
 
+def write_spec(folder: Path, stem: str, data: dict, lock_of: str = "default") -> Path:
+    """Write a spec into ``folder`` with a copy of a shipped spec's lock beside it (valid when
+    the Python requirements are the same, as they are for a changed name or pmap)."""
+    import yaml
+
+    path = folder / f"{stem}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    (folder / "locks").mkdir(exist_ok=True)
+    (folder / "locks" / f"{stem}.txt").write_bytes(
+        (ROOT / "images" / "locks" / f"{lock_of}.txt").read_bytes())
+    return path
+
+
 @pytest.fixture(scope="session")
 def engine():
     from niriss_pipe.engine import Engine

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import yaml
-from conftest import ROOT, SOURCE_DATE_EPOCH, cli, docker
+from conftest import ROOT, SOURCE_DATE_EPOCH, cli, docker, write_spec
 
 from niriss_pipe import render
 
@@ -107,12 +107,18 @@ def test_failed_build_leaves_no_tag(engine, tmp_path, default_build):
     spec = yaml.safe_load((ROOT / "images" / "default.yaml").read_text())
     spec["name"] = "niriss-pipe-test"
     spec["packages"] = {"pip": ["niriss-pipe-no-such-package==0.0.0"]}
-    path = tmp_path / "broken.yaml"
-    path.write_text(yaml.safe_dump(spec))
+    path = write_spec(tmp_path, "broken", spec)
+    # A lock that pins a package no index has: pip fails in the jwst stage.
+    lock = tmp_path / "locks" / "broken.txt"
+    lock.write_text(lock.read_text().replace('"requirements": ["jwst==3.0.0"]',
+                                             '"requirements": ["jwst==3.0.0", '
+                                             '"niriss-pipe-no-such-package==0.0.0"]')
+                    + "niriss-pipe-no-such-package==0.0.0 \\\n    --hash=sha256:" + "0" * 64
+                    + "\n")
     proc = cli("build", str(path), check=False)
     assert proc.returncode == 1
     message = " ".join(proc.stderr.split())
-    assert "the build failed at Step" in message and "pip install" in message
+    assert "the build failed at Step" in message and "--require-hashes" in message
     assert "no tag was changed" in message
     assert "Traceback" not in proc.stderr
     leftovers = [t for i in engine.client.images.list("niriss-pipe-test") for t in i.tags]
@@ -123,8 +129,7 @@ def test_pmap_only_change_rebuilds_only_last_stage(engine, tmp_path, default_bui
     spec = yaml.safe_load((ROOT / "images" / "default.yaml").read_text())
     spec["name"] = "niriss-pipe-test"
     spec["crds"]["context"] = "jwst_1585.pmap"
-    path = tmp_path / "pmap.yaml"
-    path.write_text(yaml.safe_dump(spec))
+    path = write_spec(tmp_path, "pmap", spec)
     try:
         proc = cli("build", str(path))
         lines = {line.split()[0]: line for line in proc.stdout.splitlines()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, cli, docker
+from conftest import ROOT, cli, docker, write_spec
 
 from niriss_pipe.crdscache import has_context
 from niriss_pipe.sync import MANIFEST
@@ -187,8 +187,7 @@ def test_baked_image_runs_without_mount_and_pmap_change_rebuilds_one_layer(
     spec = yaml.safe_load((ROOT / "images" / "default.yaml").read_text())
     spec["name"] = "niriss-pipe-baketest"
     spec["crds"] = {"context": P1, "references": "bake", "scope": "instrument"}
-    path = tmp_path / "bake.yaml"
-    path.write_text(yaml.safe_dump(spec))
+    path = write_spec(tmp_path, "bake", spec)
     cache = tmp_path / "host_cache"
     try:
         proc = cli("build", str(path), "--cache", str(cache), "--server", server.url)

@@ -10,10 +10,11 @@ from niriss_pipe.buildcontext import make_context
 from niriss_pipe.builder import content_tag
 
 ROOT = Path(__file__).resolve().parents[2]
+LOCK = b"jwst==3.0.0 --hash=sha256:00\n"
 
 
 def test_tar_is_reproducible_and_complete(tmp_path):
-    a, b = make_context("FROM x\n"), make_context("FROM x\n")
+    a, b = make_context("FROM x\n", LOCK), make_context("FROM x\n", LOCK)
     assert a.tar() == b.tar()
     with tarfile.open(fileobj=io.BytesIO(a.tar())) as tar:
         names = tar.getnames()
@@ -21,16 +22,17 @@ def test_tar_is_reproducible_and_complete(tmp_path):
     assert names == sorted(names)
     assert {"Dockerfile", "entrypoint.sh", "niriss_pipe/__init__.py",
             "niriss_pipe/runtime/selftest.py", "niriss_pipe/runtime/synth.py",
-            "niriss_pipe/runtime/cachecheck.py"} <= set(names)
+            "niriss_pipe/runtime/cachecheck.py", "requirements.lock"} <= set(names)
 
 
 def test_content_identity_follows_every_input(tmp_path):
     pem = tmp_path / "ca.pem"
     pem.write_text("cert")
-    plain = make_context("FROM x\n")
+    plain = make_context("FROM x\n", LOCK)
     base_tag = content_tag(plain, "sha256:1")
-    assert content_tag(make_context("FROM x\n"), "sha256:1") == base_tag
+    assert content_tag(make_context("FROM x\n", LOCK), "sha256:1") == base_tag
     assert content_tag(plain, "sha256:2") != base_tag  # a rebuilt base
-    assert content_tag(make_context("FROM y\n"), "sha256:1") != base_tag  # another Dockerfile
-    assert content_tag(make_context("FROM x\n", pem), "sha256:1") != base_tag  # a CA bundle
+    assert content_tag(make_context("FROM y\n", LOCK), "sha256:1") != base_tag  # another Dockerfile
+    assert content_tag(make_context("FROM x\n", LOCK, pem), "sha256:1") != base_tag  # a CA bundle
+    assert content_tag(make_context("FROM x\n", b"other"), "sha256:1") != base_tag  # a lock
     assert base_tag.startswith("content-") and len(base_tag) == len("content-") + 16

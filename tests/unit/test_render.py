@@ -81,7 +81,7 @@ def test_stage_counts_match_instructions():
 def test_writer_context_venv():
     ctx = render.writer_context(spec())
     assert ctx["apt_packages"] == ["ca-certificates", "python3", "python3-venv"]
-    assert ctx["pip_requirements"] == ["jwst==3.0.0"]
+    assert ctx["lock_file"] == "requirements.lock"
     assert ctx["tags"] == {"pmap": "jwst_1584", "full": "jwst_1584-jwst3.0.0-py3.11"}
     assert ctx["crds_path"] == "/crds" and "serverless" in ctx["crds_server_url"]
     assert ctx["ca_bundle"] is None
@@ -92,7 +92,6 @@ def test_writer_context_conda_git():
     assert ctx["manager"] == "conda"
     assert {"bzip2", "curl", "git", "gcc"} <= set(ctx["apt_packages"])
     assert "python3-venv" not in ctx["apt_packages"]
-    assert ctx["pip_requirements"][0].startswith("jwst @ git+https://github.com/")
     assert ctx["tags"]["full"] == "jwst_0579-jwst0.14.2-py3.7"
 
 

@@ -1,0 +1,78 @@
+"""Locks for real: resolution dated by the release (PyPI), builds from locks, tampering caught."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import yaml
+from conftest import ROOT, cli, docker, write_spec
+
+from niriss_pipe import lock
+from niriss_pipe.spec import load_spec
+
+
+def upload_dates(name: str, version: str) -> list[str]:
+    request = urllib.request.Request(f"https://pypi.org/simple/{name}/",
+                                     headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        files = json.load(response)["files"]
+    norm = re.sub(r"[-_.]+", "_", name).lower()
+    return [f["upload-time"][:10] for f in files
+            if re.sub(r"[-_.]+", "_", f["filename"]).lower().startswith(f"{norm}_{version}_")
+            or f["filename"].lower().startswith(f"{name.lower()}-{version}.")]
+
+
+def test_1_12_era_lock_is_dated_and_reproducible(tmp_path):
+    """Re-resolving the committed 1.12.5 lock gives the same pins; none is newer than the day."""
+    shutil.copy(ROOT / "images/jwst_1166.yaml", tmp_path / "jwst_1166.yaml")
+    proc = cli("lock", str(tmp_path / "jwst_1166.yaml"))
+    assert "wrote" in proc.stdout
+    fresh = lock.pinned(tmp_path / "locks/jwst_1166.txt")
+    assert fresh == lock.pinned(ROOT / "images/locks/jwst_1166.txt")
+    assert fresh["numpy"].startswith("1.") and fresh["crds"].startswith("11.")
+    with ThreadPoolExecutor(8) as pool:
+        dates = dict(zip(fresh, pool.map(lambda kv: upload_dates(*kv), fresh.items())))
+    for name, days in dates.items():
+        assert days, f"no upload date found for {name}=={fresh[name]}"
+        assert min(days) < "2023-10-20", (name, fresh[name], min(days))
+
+
+def test_era_release_builds_from_its_lock(engine):
+    """jwst 1.12.5 (an sdist) with the environment of October 2023, self-tested."""
+    proc = cli("build", "images/jwst_1166.yaml")
+    if "up to date" not in proc.stdout:
+        assert "selftest: PASS" in proc.stdout
+    installed = json.loads(docker("run", "--rm", "--network", "none", "niriss-pipe:jwst_1166",
+                                  "python", "-m", "pip", "list", "--format=json").stdout)
+    versions = {re.sub(r"[-_.]+", "-", p["name"]).lower(): p["version"] for p in installed}
+    for name, version in lock.pinned(ROOT / "images/locks/jwst_1166.txt").items():
+        assert versions.get(name) == version, name
+    labels = engine.image_labels("niriss-pipe:jwst_1166")
+    assert labels["io.niriss-pipe.lock.digest"] == lock.digest(ROOT / "images/locks/jwst_1166.txt")
+
+
+def test_tampered_lock_fails_the_build_with_no_tag(engine, tmp_path, default_build):
+    spec = yaml.safe_load((ROOT / "images/default.yaml").read_text())
+    spec["name"] = "niriss-pipe-tampered"
+    path = write_spec(tmp_path, "tampered", spec)
+    locked = tmp_path / "locks/tampered.txt"
+    text = locked.read_text()
+    first_hash = re.search(r"--hash=sha256:([0-9a-f]{64})", text).group(1)
+    locked.write_text(text.replace(first_hash, "0" * 64, 1))
+    assert load_spec(path)  # still a valid spec: the lock's inputs are unchanged
+    proc = cli("build", str(path), check=False)
+    message = " ".join(proc.stderr.split())
+    assert proc.returncode == 1 and "DO NOT MATCH THE HASHES" in message.upper()
+    assert [t for i in engine.client.images.list("niriss-pipe-tampered") for t in i.tags] == []
+
+
+def test_build_refuses_a_stale_lock_before_building(tmp_path):
+    spec = yaml.safe_load((ROOT / "images/default.yaml").read_text())
+    spec["packages"] = {"pip": ["astroquery==0.4.7"]}
+    path = write_spec(tmp_path, "stale", spec)
+    proc = cli("build", str(path), check=False)
+    assert proc.returncode == 2 and "stale" in proc.stderr and "building" not in proc.stdout
