@@ -4,8 +4,9 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 SPEC   ?= images/default.yaml
 ARGS   ?=
+SYNC_ARGS ?=
 
-.PHONY: help demo image base sync cache test unit lint bench clean
+.PHONY: help demo image base sync cache test unit lint bench bench-sync clean
 
 help:
 	@echo "make demo          build the default image, run detector1 on the bundled synthetic exposure"
@@ -16,7 +17,9 @@ help:
 	@echo "make test          the whole test suite (builds real images; needs a Docker Engine)"
 	@echo "make unit          only the tests that need no engine"
 	@echo "make lint          ruff"
-	@echo "make bench         benchmarks, results in bench/results/"
+	@echo "make bench         benchmarks, results in bench/results/ (ARGS for bench/run.py, SYNC_ARGS"
+	@echo "                   for bench/sync.py)"
+	@echo "make bench-sync    only our sync's downloads against plain crds sync (SYNC_ARGS)"
 	@echo "make clean         remove the images, demo output and synthetic contexts this tool made"
 
 $(VENV)/.installed: pyproject.toml
@@ -50,6 +53,10 @@ lint: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) bench/run.py $(ARGS)
+	$(PY) bench/sync.py $(SYNC_ARGS)
+
+bench-sync: $(VENV)/.installed
+	$(PY) bench/sync.py $(SYNC_ARGS)
 
 clean: $(VENV)/.installed
 	$(PY) build.py clean $(ARGS)

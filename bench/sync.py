@@ -48,7 +48,6 @@ TOOLS = ("crds", "ours")
 @dataclass(frozen=True)
 class Scenario:
     key: str
-    title: str
     reftype: str  # names are jwst_niriss_<reftype>_NNNN.fits
     files: int
     size: int
@@ -86,11 +85,10 @@ def scenarios(args) -> list[Scenario]:
     small = dict(reftype="dark", files=args.small_files, size=64 * KiB)
     large = dict(reftype="superbias", files=4, size=args.large_mib * MiB)
     return [
-        Scenario("small", "many small files", **small, latency=latency,
-                 per_connection=20 * MiB, total=100 * MiB),
-        Scenario("large", "large files", **large, latency=latency, total=50 * MiB),
-        Scenario("small-loopback", "many small files, loopback", **small),
-        Scenario("large-loopback", "large files, loopback", **large),
+        Scenario("small", **small, latency=latency, per_connection=20 * MiB, total=100 * MiB),
+        Scenario("large", **large, latency=latency, total=50 * MiB),  # link rate = total cap
+        Scenario("small-loopback", **small),
+        Scenario("large-loopback", **large),
     ]
 
 
@@ -124,8 +122,9 @@ def run_once(tool: str, scenario: Scenario, server: CRDSServer, work: Path, jobs
     cache = Path(tempfile.mkdtemp(prefix=f"{tool}-", dir=work))
     server.reset()
     server.link = scenario.link()
-    env = {**os.environ, "CRDS_PATH": str(cache), "CRDS_SERVER_URL": server.url}
-    for key in ("CRDS_CONTEXT", "CRDS_READONLY_CACHE", "CRDS_MODE"):
+    env = {**os.environ, "CRDS_PATH": str(cache), "CRDS_SERVER_URL": server.url,
+           "no_proxy": "*"}  # loopback only, even where a proxy is configured
+    for key in ("CRDS_CONTEXT", "CRDS_READONLY_CACHE", "CRDS_MODE", "NO_PROXY"):
         env.pop(key, None)
     started = time.monotonic()
     proc = subprocess.run(command(tool, scenario.names, cache, server.url, jobs), env=env,

@@ -20,7 +20,8 @@ Link model (opt-in, for benchmarks: loopback is far faster than any real link): 
 ``link=Link(latency=0.04, per_connection=20 * MiB, total=100 * MiB)`` every request waits
 ``latency`` before its first byte, and file bodies are streamed in chunks no faster than
 ``per_connection`` bytes/s each and ``total`` bytes/s all together (a shared token bucket), so
-"link rate" is well defined. Each logged file GET carries ``started`` and ``finished`` times.
+"link rate" is well defined. Every logged request has its arrival time (``started``); file
+requests also the time their answer was written (``finished``), for transfer windows.
 """
 
 from __future__ import annotations
@@ -273,12 +274,14 @@ class Handler(BaseHTTPRequestHandler):
             call = {}
         method = call.get("method") or (match.group("method") if match else None)
         params = call.get("params", [])
-        self.crds.record(Request("POST", f"/json/{method}/", method, params, time.monotonic()))
-        time.sleep(self.crds.faults.delay.get(method, 0) + self._latency())
+        request = Request("POST", f"/json/{method}/", method, params, time.monotonic())
+        self.crds.record(request)
+        time.sleep(self.crds.faults.delay.get(method, 0))
         try:
             reply = {"result": self.crds.call(method, params), "error": None}
         except RPCError as exc:
             reply = {"result": None, "error": {"name": "ServiceError", "message": str(exc)}}
+        self._first_byte(request)
         self._send(200, json.dumps({"jsonrpc": "1.0", "id": call.get("id"), **reply}).encode(),
                    "application/json")
 
@@ -295,11 +298,12 @@ class Handler(BaseHTTPRequestHandler):
         self.crds.record(request)
         data = self.crds.file_bytes(path)
         if data is None:
-            time.sleep(self._latency())
+            self._first_byte(request)
             self._send(404, b"not found\n", "text/plain")
             return
         faults, name = self.crds.faults, path.rsplit("/", 1)[-1]
-        time.sleep(faults.delay.get(name, 0) + self._latency())
+        time.sleep(faults.delay.get(name, 0))
+        self._first_byte(request)
         self.send_response(200)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Content-Length", str(len(data)))
@@ -311,9 +315,11 @@ class Handler(BaseHTTPRequestHandler):
             self._write_body(data)
         request.finished = time.monotonic()
 
-    def _latency(self) -> float:
+    def _first_byte(self, request: Request):
+        """Hold the answer until the link's latency has passed since the request arrived."""
         link = self.crds.link
-        return link.latency if link else 0.0
+        if link:
+            time.sleep(max(0.0, request.started + link.latency - time.monotonic()))
 
     def _write_body(self, data: bytes):
         link = self.crds.link
@@ -332,6 +338,14 @@ class Handler(BaseHTTPRequestHandler):
 
 
 # ----------------------------------------------------------------------------- server
+
+class _HTTPServer(ThreadingHTTPServer):
+    """A listen backlog like a real web server's. socketserver's default of 5 overflows when a
+    client opens 8 connections at once: the dropped SYN then waits out TCP's 1 s retransmit."""
+
+    daemon_threads = True
+    request_queue_size = 128
+
 
 class CRDSServer:
     """The test server: start()/stop() or a context manager; `url` is CRDS_SERVER_URL.
@@ -370,8 +384,7 @@ class CRDSServer:
         return self._public_url or self.url
 
     def start(self) -> CRDSServer:
-        self._httpd = ThreadingHTTPServer((self.host, self.port), Handler)
-        self._httpd.daemon_threads = True
+        self._httpd = _HTTPServer((self.host, self.port), Handler)
         self._httpd.crds = self  # type: ignore[attr-defined]
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True,
