@@ -9,11 +9,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+# Build records of test builds go to a scratch folder, not the checkout's build/records.
+os.environ.setdefault("NIRISS_PIPE_RECORDS", tempfile.mkdtemp(prefix="niriss-pipe-records-"))
 SOURCE_DATE_EPOCH = "1750000000"  # 2025-06-15T15:06:40Z: every test build gets this 'created'
 
 
