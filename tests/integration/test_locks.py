@@ -53,6 +53,8 @@ def test_era_release_builds_from_its_lock(engine):
         assert versions.get(name) == version, name
     labels = engine.image_labels("niriss-pipe:jwst_1166")
     assert labels["io.niriss-pipe.lock.digest"] == lock.digest(ROOT / "images/locks/jwst_1166.txt")
+    verified = cli("verify", "niriss-pipe:jwst_1166").stdout
+    assert "environment    ok" in verified and "selftest: PASS" in verified
 
 
 def test_tampered_lock_fails_the_build_with_no_tag(engine, tmp_path, default_build):
