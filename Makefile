@@ -6,11 +6,12 @@ SPEC   ?= images/default.yaml
 ARGS   ?=
 SYNC_ARGS ?=
 
-.PHONY: help demo image base sync cache test unit lint bench bench-sync clean
+.PHONY: help demo image images base sync cache test unit lint bench bench-sync clean
 
 help:
 	@echo "make demo          build the default image, run detector1 on the bundled synthetic exposure"
 	@echo "make image SPEC=f  build, self-test and tag one image spec (ARGS=-v for the full log)"
+	@echo "make images        build every spec in images/ that has a lock"
 	@echo "make base          make the default spec's Debian base image with debootstrap"
 	@echo "make sync SPEC=f   fill crds_cache/ with the spec's context and NIRISS references"
 	@echo "make cache         what crds_cache/ holds, per instrument and reference type"
@@ -32,6 +33,9 @@ demo: $(VENV)/.installed
 
 image: $(VENV)/.installed
 	$(PY) build.py build $(SPEC) $(ARGS)
+
+images: $(VENV)/.installed
+	$(PY) build.py build --all $(ARGS)
 
 base: $(VENV)/.installed
 	$(PY) build.py base $(SPEC) $(ARGS)

@@ -69,9 +69,9 @@ def cutoff(spec: ImageSpec) -> str:
     return (day + dt.timedelta(days=1)).isoformat()
 
 
-def pypi_upload_date(name: str, version: str, index: str = PYPI_SIMPLE) -> dt.date | None:
-    """When ``name==version`` was first uploaded, from the index's JSON simple API (PEP 691
-    and 700: what uv itself reads for --exclude-newer); None when it cannot be asked."""
+def release_files(name: str, version: str, index: str = PYPI_SIMPLE) -> list[dict] | None:
+    """The index's files of ``name==version`` from its JSON simple API (PEP 691 and 700, what
+    uv reads for --exclude-newer); None when the index cannot be asked."""
     request = urllib.request.Request(f"{index}/{name}/",
                                      headers={"Accept": "application/vnd.pypi.simple.v1+json"})
     try:
@@ -80,10 +80,28 @@ def pypi_upload_date(name: str, version: str, index: str = PYPI_SIMPLE) -> dt.da
     except (OSError, ValueError):
         return None
     prefix = f"{name}-{version}"
-    stamps = [f["upload-time"][:10] for f in files
-              if f.get("upload-time") and (f["filename"].startswith(prefix + "-")
-                                           or f["filename"].startswith(prefix + "."))]
+    return [f for f in files if f["filename"].startswith((prefix + "-", prefix + "."))]
+
+
+def pypi_upload_date(name: str, version: str) -> dt.date | None:
+    """When ``name==version`` was first uploaded (None when the index cannot be asked)."""
+    stamps = [f["upload-time"][:10] for f in release_files(name, version) or []
+              if f.get("upload-time")]
     return dt.date.fromisoformat(min(stamps)) if stamps else None
+
+
+def has_linux_wheel(name: str, version: str, python: str) -> bool | None:
+    """Whether ``name==version`` has an x86_64 Linux wheel for CPython ``python`` (3.11);
+    without one, pip builds it from source in the image and needs compilers."""
+    files = release_files(name, version)
+    if files is None:
+        return None
+    tag = "cp" + python.replace(".", "")
+    return any(f["filename"].endswith(".whl") and "x86_64" in f["filename"]
+               and "linux" in f["filename"] and (f"-{tag}-" in f["filename"]
+                                                 or "-py3-none-" in f["filename"]
+                                                 or "-abi3-" in f["filename"])
+               for f in files)
 
 
 def inputs(spec: ImageSpec, exclude_newer: str | None = None) -> LockInputs:
@@ -130,8 +148,9 @@ def make_lock(spec: ImageSpec, *, upgrade: bool = False, exclude_newer: str | No
         return path, False
     body = _compile(want)
     path.parent.mkdir(parents=True, exist_ok=True)
-    header = (f"{HEADER} for {spec.path.name}: do not edit; `python build.py lock "
-              f"{spec.path.name} --upgrade` re-resolves.\n"
+    # No spec name in the text: the same inputs give the same bytes, so specs that differ
+    # only in name or pmap share the image's environment layers.
+    header = (f"{HEADER}: do not edit; `python build.py lock SPEC --upgrade` re-resolves.\n"
               f"# {len(_pins(body))} packages resolved as of {want.exclude_newer} for Python "
               f"{want.python} on {want.platform}, with hashes.\n"
               f"# inputs: {want.as_json()}\n")

@@ -14,11 +14,13 @@ import yaml
 
 from . import catalog
 from .errors import UserError
+from .lock import has_linux_wheel
 from .spec import SUITE_PYTHON
 
 PYPI_FIRST = (0, 17, 0)  # older jwst releases exist only as git tags
 JWST_GIT = "https://github.com/spacetelescope/jwst"
 SUITE_PREFERENCE = ("bookworm", "trixie", "bullseye")  # Debian stable, then newer, then older
+COMPILERS = ("g++", "gcc", "python3-dev")
 
 
 @dataclass
@@ -29,12 +31,13 @@ class Proposal:
     manager: str
     suite: str
     warnings: list[str] = field(default_factory=list)
+    compilers: bool = False  # jwst (and, in its era, some dependencies) build from source
 
     def spec(self) -> dict:
         jwst = ({"version": self.release.tag}
                 if catalog.version_tuple(self.release.tag) >= PYPI_FIRST
                 else {"git": JWST_GIT, "ref": self.release.tag})
-        return {
+        spec = {
             "name": "niriss-pipe",
             "crds": {"context": self.context, "references": "mount"},
             "jwst": jwst,
@@ -42,6 +45,9 @@ class Proposal:
             "base": {"suite": self.suite, "mirror": "http://deb.debian.org/debian",
                      "variant": "minbase"},
         }
+        if self.compilers:
+            spec["packages"] = {"apt": list(COMPILERS)}
+        return spec
 
 
 def _serial(pmap: str) -> int:
@@ -111,6 +117,15 @@ def _with_python(release: catalog.Release, context: str) -> Proposal:
                              "comes from conda-forge: the image builds only where conda-forge "
                              "is reachable.")
     return proposal
+
+
+def needs_compilers(proposal: Proposal) -> bool:
+    """True when PyPI has no Linux wheel of that jwst for the image's Python (or git source,
+    or the index cannot be asked): pip then compiles it, and usually some of its era's
+    dependencies (1.12.5 on 3.11: spherical-geometry too)."""
+    if catalog.version_tuple(proposal.release.tag) < PYPI_FIRST:
+        return True
+    return not has_linux_wheel("jwst", proposal.release.tag, proposal.python)
 
 
 def render_yaml(proposal: Proposal) -> str:
