@@ -59,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("specs", nargs="*", type=Path, metavar="SPEC",
                    help=f"image specs (default: {DEFAULT_SPEC})")
     p.add_argument("--force", action="store_true", help="build even if the content tag exists")
+    p.add_argument("--all", action="store_true",
+                   help="every spec in images/ that has a fresh lock (the others are named)")
     p.add_argument("--no-cache", action="store_true",
                    help="rebuild every layer from the base (implies --force)")
     p.add_argument("--no-selftest", action="store_true",
@@ -117,6 +119,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("spec", type=Path, nargs="?", default=DEFAULT_SPEC, metavar="SPEC")
     p.add_argument("--keep", type=Path, metavar="DIR",
                    help="work in DIR (spec copy, self-test products) and keep it")
+    p = sub.add_parser("export", parents=[common],
+                       help="write an image as files for Podman, Charliecloud or Apptainer")
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("--to", required=True, metavar="FORMAT", dest="format",
+                   help="docker-archive, oci, dir (Charliecloud), squashfs (Charliecloud) or "
+                   "sif (Apptainer; without it installed: the archive and a build script)")
+    p.add_argument("-o", "--output", type=Path, metavar="PATH",
+                   help="where to write (default: the image's name, e.g. "
+                   "niriss-pipe_jwst_1584.sqfs, in the current folder)")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing output once the new one is complete")
     p = sub.add_parser("clean", parents=[common],
                        help="remove images, demo output and synthetic contexts this tool made")
     p.add_argument("--dry-run", action="store_true", help="only list what would be removed")
@@ -155,7 +168,7 @@ def _validate(args, reporter: Reporter) -> int:
 
 
 def _new(args, reporter: Reporter) -> int:
-    from .newspec import for_jwst, for_pmap, render_yaml
+    from .newspec import for_jwst, for_pmap, needs_compilers, render_yaml
     from .spec import load_spec
 
     if not (args.pmap or args.jwst):
@@ -163,6 +176,7 @@ def _new(args, reporter: Reporter) -> int:
                         "e.g. python build.py new --pmap jwst_0579")
     proposal = for_pmap(args.pmap) if args.pmap and not args.jwst else for_jwst(args.jwst,
                                                                                 args.pmap)
+    proposal.compilers = needs_compilers(proposal)
     text = render_yaml(proposal)
     for warning in proposal.warnings:
         reporter.warn(warning)
@@ -207,7 +221,10 @@ def _build(args, reporter: Reporter) -> int:
     from .engine import Engine
     from .spec import load_spec
 
-    specs = [load_spec(path) for path in (args.specs or [DEFAULT_SPEC])]  # all valid first
+    if args.all:
+        specs = _buildable(sorted(Path("images").glob("*.yaml")), reporter)
+    else:
+        specs = [load_spec(path) for path in (args.specs or [DEFAULT_SPEC])]  # all valid first
     engine = Engine(reporter)
     options = BuildOptions(ca_bundle=args.ca_bundle, cache=args.cache,
                            crds_server=_crds_server(args.server),
@@ -216,6 +233,24 @@ def _build(args, reporter: Reporter) -> int:
     for spec in specs:
         build(spec, engine, options)
     return 0
+
+
+def _buildable(paths: list[Path], reporter: Reporter) -> list:
+    """The specs among ``paths`` that can be built here: valid, with a fresh lock."""
+    from .errors import SpecError
+    from .lock import check
+    from .spec import load_spec
+
+    specs = []
+    for path in paths:
+        spec = load_spec(path)
+        try:
+            check(spec)
+        except SpecError as err:
+            reporter.warn(f"skipping {path}: {err.what}")
+            continue
+        specs.append(spec)
+    return specs
 
 
 def _base(args, reporter: Reporter) -> int:
@@ -375,6 +410,16 @@ def _repro(args, reporter: Reporter) -> int:
     return 0
 
 
+def _export(args, reporter: Reporter) -> int:
+    from .engine import Engine
+    from .export import check_format, export_image
+
+    check_format(args.format)  # before connecting to the engine
+    export_image(Engine(reporter), args.image, args.format, args.output, force=args.force,
+                 reporter=reporter)
+    return 0
+
+
 COMMANDS = {
     "validate": _validate,
     "new": _new,
@@ -391,6 +436,7 @@ COMMANDS = {
     "inspect": _inspect,
     "verify": _verify,
     "repro": _repro,
+    "export": _export,
 }
 
 
