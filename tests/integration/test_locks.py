@@ -20,10 +20,11 @@ def upload_dates(name: str, version: str) -> list[str]:
                                      headers={"Accept": "application/vnd.pypi.simple.v1+json"})
     with urllib.request.urlopen(request, timeout=60) as response:
         files = json.load(response)["files"]
-    norm = re.sub(r"[-_.]+", "_", name).lower()
-    return [f["upload-time"][:10] for f in files
-            if re.sub(r"[-_.]+", "_", f["filename"]).lower().startswith(f"{norm}_{version}_")
-            or f["filename"].lower().startswith(f"{name.lower()}-{version}.")]
+    def norm(text: str) -> str:  # wheel and sdist names spell '-', '_' and '.' differently
+        return re.sub(r"[-_.]+", "_", text).lower()
+
+    prefix = norm(f"{name}-{version}-")
+    return [f["upload-time"][:10] for f in files if norm(f["filename"]).startswith(prefix)]
 
 
 def test_1_12_era_lock_is_dated_and_reproducible(tmp_path):
@@ -38,7 +39,9 @@ def test_1_12_era_lock_is_dated_and_reproducible(tmp_path):
         dates = dict(zip(fresh, pool.map(lambda kv: upload_dates(*kv), fresh.items())))
     for name, days in dates.items():
         assert days, f"no upload date found for {name}=={fresh[name]}"
-        assert min(days) < "2023-10-20", (name, fresh[name], min(days))
+        # uv's --exclude-newer DAY keeps uploads up to the end of DAY (UTC), here the day
+        # after jwst 1.12.5 was released (2023-10-19): crds 11.17.7 came out on 2023-10-20.
+        assert min(days) <= "2023-10-20", (name, fresh[name], min(days))
 
 
 def test_era_release_builds_from_its_lock(engine):
