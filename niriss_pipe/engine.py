@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from .buildcontext import BuildContext
 from .errors import EngineError
-from .progress import Reporter, StageClock
+from .progress import Reporter, StageClock, failure_excerpt
 from .render import stages
 
 STEP_RE = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
@@ -158,7 +158,7 @@ class Engine:
         return image_id
 
     def _build_failure(self, step_line: str, error: str) -> EngineError:
-        tail = "\n".join(f"    {line}" for line in list(self.reporter.tail)[-25:])
+        tail = "\n".join(f"    {line}" for line in failure_excerpt(list(self.reporter.tail)))
         return EngineError(
             f"the build failed at {step_line.strip() or 'its first step'}: {error.strip()}",
             "read the step's last output lines below (run with -v for the whole log); no tag was "

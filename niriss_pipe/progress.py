@@ -6,10 +6,24 @@ so quiet/verbose is decided in one place.
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from collections import deque
 from typing import TextIO
+
+ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def failure_excerpt(lines: list[str], at_most: int = 25) -> list[str]:
+    """The lines that explain a failure: from the last line that starts an error report
+    (pip's "ERROR: ..." header is often followed by dozens of hash lines), else the tail."""
+    starts = [i for i, line in enumerate(lines) if line.lstrip().startswith(("ERROR", "error:"))]
+    if not starts:
+        return lines[-at_most:]
+    # All error reports when they fit, else the last one from its first line.
+    first = starts[0] if len(lines) - starts[0] <= at_most else starts[-1]
+    return lines[first:first + at_most] + (["..."] if first + at_most < len(lines) else [])
 
 
 class Reporter:
@@ -20,12 +34,13 @@ class Reporter:
         self.verbose = verbose
         self.out = out or sys.stdout
         self.err = err or sys.stderr
-        self.tail: deque[str] = deque(maxlen=40)  # last detail lines, shown on failure
+        self.tail: deque[str] = deque(maxlen=300)  # last detail lines, shown on failure
 
     def say(self, message: str) -> None:
         print(message, file=self.out, flush=True)
 
     def detail(self, message: str) -> None:
+        message = ANSI_RE.sub("", message)  # the classic builder colours a step's stderr
         self.tail.append(message)
         if self.verbose:
             print(message, file=self.out, flush=True)

@@ -65,14 +65,20 @@ def test_tampered_lock_fails_the_build_with_no_tag(engine, tmp_path, default_bui
     spec["name"] = "niriss-pipe-tampered"
     path = write_spec(tmp_path, "tampered", spec)
     locked = tmp_path / "locks/tampered.txt"
+    # Every hash of one package (pip accepts a file matching any of its listed hashes).
     text = locked.read_text()
-    first_hash = re.search(r"--hash=sha256:([0-9a-f]{64})", text).group(1)
-    locked.write_text(text.replace(first_hash, "0" * 64, 1))
+    block = re.search(r"^numpy==\S+ \\\n(?:\s+--hash=sha256:[0-9a-f]{64}(?: \\)?\n)+", text,
+                      re.MULTILINE).group(0)
+    locked.write_text(text.replace(block, re.sub(r"[0-9a-f]{64}", "0" * 64, block)))
     assert load_spec(path)  # still a valid spec: the lock's inputs are unchanged
-    proc = cli("build", str(path), check=False)
-    message = " ".join(proc.stderr.split())
-    assert proc.returncode == 1 and "DO NOT MATCH THE HASHES" in message.upper()
-    assert [t for i in engine.client.images.list("niriss-pipe-tampered") for t in i.tags] == []
+    try:
+        proc = cli("build", str(path), check=False)
+        message = " ".join(proc.stderr.split())
+        assert proc.returncode == 1 and "DO NOT MATCH THE HASHES" in message.upper(), message
+        assert [t for i in engine.client.images.list("niriss-pipe-tampered") for t in i.tags] == []
+    finally:
+        for image in engine.client.images.list("niriss-pipe-tampered"):
+            engine.client.api.remove_image(image.id, force=True)
 
 
 def test_build_refuses_a_stale_lock_before_building(tmp_path):

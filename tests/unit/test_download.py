@@ -140,3 +140,4 @@ def test_progress_line_has_files_bytes_and_rate():
     progress.add(nbytes=2**20, files=1)
     line = out.getvalue().strip()
     assert line.startswith("refs 1/4 files  1.0 MiB/4.0 MiB") and line.endswith("/s")
+
