@@ -85,3 +85,11 @@ def synthetic_cache(tmp_path_factory, default_image) -> Path:
            "-v", f"{cache}:/crds", default_image,
            "python", "-m", "niriss_pipe.runtime.synth", "context", "/crds")
     return cache
+
+
+def pytest_collection_modifyitems(items):
+    """Tests that build with --no-cache run last. A no-cache build adds a second chain of
+    identical instructions on the base; the classic builder then takes its cache from either
+    chain, and a cached build that picks the other one misses at its first differing layer."""
+    no_cache = [item for item in items if item.get_closest_marker("no_layer_cache")]
+    items[:] = [item for item in items if item not in no_cache] + no_cache

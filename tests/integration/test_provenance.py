@@ -10,9 +10,10 @@ import hashlib
 import io
 import json
 import tarfile
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
+import pytest
 import yaml
 from conftest import ROOT, cli, write_spec
 
@@ -232,12 +233,14 @@ def test_build_record_of_the_session_build(engine, default_build, default_image,
     finally:
         for record in provenance.find_records(image_id, records / "niriss-pipe-test"):
             record.unlink()
-        (records / "niriss-pipe-test").rmdir()
+        with suppress(OSError):  # other tests' records of niriss-pipe-test may remain
+            (records / "niriss-pipe-test").rmdir()
         for tag in engine.client.images.get(image_id).tags:
             if tag.startswith("niriss-pipe-test:"):
                 engine.untag(tag)
 
 
+@pytest.mark.no_layer_cache
 def test_repro_of_the_default_spec(engine, default_build, default_image):
     before = engine.image_id(default_image)
     proc = cli("repro", "images/default.yaml", check=False)
