@@ -130,11 +130,70 @@ def _parser() -> argparse.ArgumentParser:
                    "niriss-pipe_jwst_1584.sqfs, in the current folder)")
     p.add_argument("--force", action="store_true",
                    help="replace an existing output once the new one is complete")
+    _batch_parser(sub, common)
     p = sub.add_parser("clean", parents=[common],
                        help="remove images, demo output and synthetic contexts this tool made")
     p.add_argument("--dry-run", action="store_true", help="only list what would be removed")
     p.add_argument("--cache", type=Path, default=Path("crds_cache"))
     return parser
+
+
+def _batch_parser(sub, common) -> None:
+    """``batch submit|status|wait|retry|cancel``: SLURM job arrays (or local workers)."""
+    batch = sub.add_parser("batch", help="run a pipeline over many exposures: SLURM job array "
+                           "or local workers; status, wait, retry, cancel")
+    actions = batch.add_subparsers(dest="action", required=True, metavar="ACTION")
+    workers = argparse.ArgumentParser(add_help=False)
+    workers.add_argument("--local", action="store_true",
+                         help="run the tasks on this machine instead of submitting to SLURM")
+    workers.add_argument("-j", "--jobs", type=int, default=2, metavar="N",
+                         help="parallel tasks with --local (default: 2)")
+    workers.add_argument("--dry-run", action="store_true",
+                         help="print the scripts and the sbatch command; write and run nothing")
+    p = actions.add_parser("submit", parents=[common, workers],
+                           help="write the batch folder and submit its job array")
+    p.add_argument("image", metavar="IMAGE",
+                   help="docker: a tag or id; podman: a docker-archive/OCI file or a podman "
+                   "image; charliecloud: an exported dir or .sqfs; apptainer: a .sif")
+    p.add_argument("pipeline", metavar="PIPELINE",
+                   help="strun alias or class: calwebb_detector1, calwebb_image2, ...")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="exposure files, globs (quoted) or @LIST files (one path per line)")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="DIR",
+                   help="the batch folder (new or empty): scripts, logs/, state/, products/")
+    p.add_argument("--cache", type=Path, default=Path("crds_cache"),
+                   help="the shared CRDS cache, mounted read-only (default: crds_cache/)")
+    p.add_argument("--runtime", default="docker",
+                   help="docker (default), podman, charliecloud or apptainer")
+    p.add_argument("--context", metavar="PMAP",
+                   help="CRDS context other than the image's own (e.g. jwst_9999.pmap, the "
+                   "synthetic one)")
+    p.add_argument("--strun-arg", action="append", default=[], metavar="ARG",
+                   help="extra strun argument, repeatable (e.g. --strun-arg=--steps.jump."
+                   "rejection_threshold=5)")
+    p.add_argument("--partition", help="#SBATCH --partition")
+    p.add_argument("--time", help="#SBATCH --time per task, e.g. 01:00:00")
+    p.add_argument("--mem", help="#SBATCH --mem per task, e.g. 8G")
+    p.add_argument("--cpus", type=int, default=1, help="#SBATCH --cpus-per-task (default: 1)")
+    p.add_argument("--throttle", type=int, metavar="N",
+                   help="at most N tasks at once (--array=...%%N)")
+    p.add_argument("--job-name", default="niriss-pipe", help="#SBATCH --job-name")
+    p.add_argument("--sbatch", action="append", default=[], metavar="OPTION",
+                   help="an extra #SBATCH option, repeatable (e.g. --sbatch=--account=jwst)")
+    p = actions.add_parser("status", parents=[common], help="each task's state and a summary")
+    p.add_argument("folder", type=Path, metavar="DIR")
+    p.add_argument("--json", action="store_true", help="machine-readable")
+    p = actions.add_parser("wait", parents=[common],
+                           help="wait until every task has ended, then report as status")
+    p.add_argument("folder", type=Path, metavar="DIR")
+    p.add_argument("--timeout", type=float, metavar="SECONDS",
+                   help="give up waiting after this long (the jobs keep running)")
+    p = actions.add_parser("retry", parents=[common, workers],
+                           help="resubmit only the tasks that failed, were killed or lost")
+    p.add_argument("folder", type=Path, metavar="DIR")
+    p = actions.add_parser("cancel", parents=[common],
+                           help="scancel the batch's jobs; tasks stop their containers")
+    p.add_argument("folder", type=Path, metavar="DIR")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -420,6 +479,32 @@ def _export(args, reporter: Reporter) -> int:
     return 0
 
 
+
+def _batch(args, reporter: Reporter) -> int:
+    from . import batch
+
+    if args.action == "submit":
+        from .batchplan import SlurmOptions
+
+        request = batch.BatchRequest(
+            image=args.image, pipeline=args.pipeline, inputs=tuple(args.inputs),
+            output=args.output, cache=args.cache, runtime=args.runtime, context=args.context,
+            strun_args=tuple(args.strun_arg),
+            slurm=SlurmOptions(partition=args.partition, time=args.time, mem=args.mem,
+                               cpus=args.cpus, throttle=args.throttle,
+                               extra=tuple(args.sbatch), job_name=args.job_name))
+        return batch.submit(request, reporter, local=args.local, workers=args.jobs,
+                            dry_run=args.dry_run)
+    if args.action == "status":
+        return batch.status(args.folder, reporter, as_json=args.json)
+    if args.action == "wait":
+        return batch.wait(args.folder, reporter, timeout=args.timeout)
+    if args.action == "retry":
+        return batch.retry(args.folder, reporter, local=args.local, workers=args.jobs,
+                           dry_run=args.dry_run)
+    return batch.cancel(args.folder, reporter)
+
+
 COMMANDS = {
     "validate": _validate,
     "new": _new,
@@ -433,6 +518,7 @@ COMMANDS = {
     "cache": _cache,
     "verify-cache": _verify_cache,
     "clean": _clean,
+    "batch": _batch,
     "inspect": _inspect,
     "verify": _verify,
     "repro": _repro,
@@ -442,3 +528,4 @@ COMMANDS = {
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
+

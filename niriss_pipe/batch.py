@@ -1,0 +1,415 @@
+"""build.py batch: one pipeline over many exposures as a SLURM job array or local workers.
+
+``submit`` checks everything (inputs, image, runtime, cache, SLURM options) before writing the
+batch folder, then submits ``array.sbatch`` (or runs the tasks here with ``--local``);
+``status`` and ``wait`` report each task, ``retry`` resubmits only the tasks that did not
+complete, ``cancel`` stops the batch's jobs (their tasks stop their containers).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import batchstate, slurm
+from .batchplan import (
+    ARRAY_SCRIPT,
+    INPUTS_FILE,
+    PLAN_FILE,
+    TASK_SCRIPT,
+    Plan,
+    SlurmOptions,
+    check_cache,
+    check_context,
+    check_folder,
+    check_pipeline,
+    check_runtime,
+    check_slurm,
+    expand_inputs,
+    inputs_text,
+    load_plan,
+    make_tasks,
+    save_plan,
+    to_json,
+)
+from .batchscripts import array_script, array_spec, task_script
+from .errors import UserError
+from .progress import Reporter
+
+
+@dataclass(frozen=True)
+class BatchRequest:
+    image: str
+    pipeline: str
+    inputs: tuple[str, ...]
+    output: Path
+    cache: Path
+    runtime: str = "docker"
+    context: str | None = None
+    strun_args: tuple[str, ...] = ()
+    slurm: SlurmOptions = SlurmOptions()
+
+
+@dataclass(frozen=True)
+class ImageChoice:
+    ref: str                # what the runtime runs
+    id: str                 # Docker image id where known
+    context: str | None     # the image's CRDS_CONTEXT where it can be read here
+    archive: Path | None = None
+
+
+# -- the image, per runtime ----------------------------------------------------------------------
+def choose_image(runtime: str, image: str, reporter: Reporter) -> ImageChoice:
+    path = Path(image)
+    if runtime == "docker":
+        from .engine import Engine
+        from .export import image_facts
+
+        facts = image_facts(Engine(reporter), image)
+        return ImageChoice(facts.id, facts.id, facts.env_value("CRDS_CONTEXT") or None)
+    if runtime == "podman":
+        return _podman_image(image, reporter)
+    if runtime == "charliecloud":
+        if path.is_dir():
+            if not (path / "ch" / "environment").is_file():
+                raise UserError(f"{image} is a folder but not a Charliecloud image (no "
+                                "ch/environment).", f"export one: python build.py export IMAGE "
+                                f"--to dir -o {image}")
+            env = (path / "ch" / "environment").read_text()
+            return ImageChoice(str(path.resolve()), "", _env_context(env))
+        if path.is_file() and _magic(path) == b"hsqs":
+            return ImageChoice(str(path.resolve()), "", _env_context(_sqfs_environment(path)))
+        raise UserError(f"'{image}' is not a Charliecloud image (a folder or a .sqfs file).",
+                        f"export the Docker image first: python build.py export {image} --to "
+                        "squashfs (one file on the shared file system), then give that file.")
+    if path.is_file():  # apptainer: a SIF; its environment cannot be read without apptainer
+        return ImageChoice(str(path.resolve()), "", None)
+    raise UserError(f"'{image}' is not a SIF file.",
+                    f"export the Docker image first: python build.py export {image} --to sif "
+                    "(where Apptainer is missing this writes the archive and a script that "
+                    "builds the SIF on the cluster), then give the .sif file.")
+
+
+def _magic(path: Path) -> bytes:
+    with open(path, "rb") as stream:
+        return stream.read(4)
+
+
+def _env_context(environment: str) -> str | None:
+    for line in environment.splitlines():
+        if line.startswith("CRDS_CONTEXT="):
+            return line.split("=", 1)[1] or None
+    return None
+
+
+def _sqfs_environment(path: Path) -> str:
+    if not shutil.which("unsquashfs"):
+        return ""
+    proc = subprocess.run(["unsquashfs", "-cat", str(path), "ch/environment"],
+                          capture_output=True, text=True)
+    return proc.stdout if proc.returncode == 0 else ""
+
+
+def archive_facts(path: Path) -> tuple[str, list[str]]:
+    """Image id and ENV of the one image in a docker-archive or OCI archive."""
+    try:
+        with tarfile.open(path, "r:") as tar:
+            names = set(tar.getnames())
+            if "manifest.json" in names:  # docker-archive
+                config_name = json.load(tar.extractfile("manifest.json"))[0]["Config"]
+                config_bytes = tar.extractfile(config_name).read()
+            else:  # OCI layout
+                index = json.load(tar.extractfile("index.json"))
+                digest = index["manifests"][0]["digest"].split(":", 1)[1]
+                manifest = json.load(tar.extractfile(f"blobs/sha256/{digest}"))
+                config_digest = manifest["config"]["digest"].split(":", 1)[1]
+                config_bytes = tar.extractfile(f"blobs/sha256/{config_digest}").read()
+    except (OSError, tarfile.TarError, KeyError, ValueError, IndexError, AttributeError) as exc:
+        raise UserError(f"{path} is not a docker-archive or OCI archive ({exc}).",
+                        "export one: python build.py export IMAGE --to docker-archive") from None
+    import hashlib
+
+    config = json.loads(config_bytes)
+    return hashlib.sha256(config_bytes).hexdigest(), config.get("config", {}).get("Env") or []
+
+
+def _podman_image(image: str, reporter: Reporter) -> ImageChoice:
+    path = Path(image)
+    if path.is_file():
+        image_id, env = archive_facts(path)
+        if shutil.which("podman") and subprocess.run(
+                ["podman", "image", "exists", image_id]).returncode != 0:
+            reporter.say(f"loading {path.name} into podman's image store (once per node)")
+            proc = subprocess.run(["podman", "load", "--quiet", "--input", str(path)],
+                                  capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise UserError(f"podman load {path} failed: {proc.stderr.strip()[-600:]}",
+                                "check the archive (python build.py export IMAGE --to "
+                                "docker-archive writes one) and podman's storage.")
+        return ImageChoice(image_id, f"sha256:{image_id}", _env_context("\n".join(env)),
+                           archive=path.resolve())
+    if not shutil.which("podman"):
+        raise UserError("the podman runtime needs podman on PATH here, or an image archive.",
+                        "give the image as a docker-archive file (python build.py export IMAGE "
+                        "--to docker-archive), which each node loads when it lacks it.")
+    proc = subprocess.run(["podman", "image", "inspect", "--format",
+                           "{{.Id}}|{{json .Config.Env}}", image], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise UserError(f"podman has no image '{image}'.",
+                        f"export it from Docker and give the file: python build.py export "
+                        f"{image} --to docker-archive -o image.tar, then pass image.tar.")
+    image_id, _, env = proc.stdout.strip().partition("|")
+    return ImageChoice(image_id, f"sha256:{image_id}",
+                       _env_context("\n".join(json.loads(env or "[]") or [])))
+
+
+# -- submit ----------------------------------------------------------------------------------------
+def plan_batch(request: BatchRequest, reporter: Reporter) -> Plan:
+    """Every check, in the order a user fixes things; nothing is written."""
+    runtime = check_runtime(request.runtime)
+    pipeline = check_pipeline(request.pipeline)
+    context = check_context(request.context)
+    options = check_slurm(request.slurm)
+    folder = check_folder(request.output)
+    if re.search(r"[\s%]", str(folder)):
+        raise UserError(f"the output folder {folder} has a space or '%' in its path, which "
+                        "#SBATCH --output cannot carry.", "give -o a path without them.")
+    tasks = make_tasks(expand_inputs(list(request.inputs)))
+    image = choose_image(runtime, request.image, reporter)
+    effective = context or image.context
+    cache = check_cache(request.cache, effective)
+    if effective is None:
+        reporter.warn(f"the image's CRDS context cannot be read here ({runtime}); {cache} is "
+                      "checked by each task instead (the entrypoint's cache check).")
+    return Plan(folder=folder, image=request.image, image_ref=image.ref, image_id=image.id,
+                runtime=runtime, pipeline=pipeline, cache=cache, context=context, tasks=tasks,
+                strun_args=tuple(request.strun_args), slurm=options, archive=image.archive)
+
+
+def dry_run_text(plan: Plan, local: bool, indices: list[int] | None = None) -> str:
+    indices = indices or [task.index for task in plan.tasks]
+    if local:
+        how = f"# would run here: bash {plan.folder}/{TASK_SCRIPT} INDEX for INDEX in " \
+              f"{array_spec(indices, None)}\n"
+    else:
+        how = (f"# would submit: sbatch --array={array_spec(indices, plan.slurm.throttle)} "
+               f"{plan.folder}/{ARRAY_SCRIPT}\n# ---- {ARRAY_SCRIPT}\n{array_script(plan)}")
+    return f"{how}# ---- {TASK_SCRIPT}\n{task_script(plan)}"
+
+
+def write_folder(plan: Plan) -> None:
+    """The scripts, inputs.txt and the empty logs/state/products folders; batch.json last, so
+    a folder with batch.json is always complete."""
+    plan.folder.mkdir(exist_ok=True)
+    for sub in ("logs", "state", "products"):
+        (plan.folder / sub).mkdir(exist_ok=True)
+    _write(plan.folder / INPUTS_FILE, inputs_text(plan))
+    _write(plan.folder / TASK_SCRIPT, task_script(plan), mode=0o755)
+    _write(plan.folder / ARRAY_SCRIPT, array_script(plan), mode=0o755)
+    _write(plan.folder / PLAN_FILE, to_json(plan))
+
+
+def _write(path: Path, text: str, mode: int = 0o644) -> None:
+    temp = path.with_name(f".{path.name}.{os.getpid()}")
+    temp.write_text(text)
+    temp.chmod(mode)
+    os.replace(temp, path)
+
+
+def remove_folder(plan: Plan, created: bool) -> None:
+    """Undo write_folder after a refused submission: the user's folder is as it was."""
+    if created:
+        shutil.rmtree(plan.folder, ignore_errors=True)
+        return
+    for name in (PLAN_FILE, INPUTS_FILE, TASK_SCRIPT, ARRAY_SCRIPT):
+        (plan.folder / name).unlink(missing_ok=True)
+    for sub in ("logs", "state", "products"):
+        shutil.rmtree(plan.folder / sub, ignore_errors=True)
+
+
+def submit(request: BatchRequest, reporter: Reporter, *, local: bool = False, workers: int = 2,
+           dry_run: bool = False) -> int:
+    if not local and not dry_run:
+        slurm.require()
+    plan = plan_batch(request, reporter)
+    if dry_run:
+        reporter.say(dry_run_text(plan, local).rstrip("\n"))
+        return 0
+    created = not plan.folder.exists()
+    write_folder(plan)
+    indices = [task.index for task in plan.tasks]
+    try:
+        return _launch(plan, indices, reporter, local=local, workers=workers)
+    except UserError:
+        if not (plan.folder / "state").exists() or not any((plan.folder / "state").iterdir()):
+            remove_folder(plan, created)
+        raise
+
+
+def _launch(plan: Plan, indices: list[int], reporter: Reporter, *, local: bool,
+            workers: int) -> int:
+    at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    if local:
+        from .localrun import LocalRunner
+
+        job = f"local-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+        plan = plan.with_submission({"mode": "local", "job": job, "indices": indices, "at": at})
+        save_plan(plan)
+        runner = LocalRunner(plan, job, max(1, workers), reporter)
+        try:
+            runner.run(indices)
+        finally:
+            pass
+        return report(load_plan(plan.folder), reporter, header=False)
+    array = array_spec(indices, plan.slurm.throttle)
+    job = slurm.submit(plan.folder / ARRAY_SCRIPT, array, plan.folder)
+    save_plan(plan.with_submission({"mode": "slurm", "job": job, "indices": indices,
+                                    "at": at, "array": array}))
+    reporter.say(f"submitted SLURM job {job}: {len(indices)} tasks (--array={array}), "
+                 f"{plan.pipeline} in {plan.image} ({plan.runtime})")
+    reporter.say(f"  follow it: python build.py batch status {_rel(plan.folder)}   "
+                 f"(or: batch wait)")
+    return 0
+
+
+def _rel(path: Path) -> str:
+    relative = os.path.relpath(path)
+    return relative if not relative.startswith("..") else str(path)
+
+
+# -- status, wait, retry, cancel -----------------------------------------------------------------
+def last_error(log: Path) -> str:
+    """The line of a task log that says why it failed: the last Python exception line
+    (``OSError: No SIMPLE card found ...``), else the last line that reads like an error."""
+    try:
+        lines = [line.strip() for line in log.read_text(errors="replace").splitlines()]
+    except OSError:
+        return ""
+    for pattern in (r"^[A-Za-z_.]*(Error|Exception|Exit|Interrupt)\b.*: ",
+                    r"\[niriss-pipe\] task \d+: error:", r"(Error|error:|ERROR)"):
+        for line in reversed(lines):
+            if re.search(pattern, line):
+                return line[:200]
+    return ""
+
+
+def exit_code(statuses: list[batchstate.TaskStatus]) -> int:
+    """0: all completed; 1: some failed, were killed or lost; 3: still going, none bad yet."""
+    states = {status.state for status in statuses}
+    if states & set(batchstate.FINISHED_BAD):
+        return 1
+    return 0 if states == {"completed"} else 3
+
+
+def report(plan: Plan, reporter: Reporter, *, header: bool = True, table: bool | None = None,
+           statuses: list[batchstate.TaskStatus] | None = None) -> int:
+    statuses = statuses if statuses is not None else batchstate.task_statuses(plan)
+    if header:
+        jobs = ", ".join(s["job"] for s in plan.submissions) or "none"
+        reporter.say(f"batch {_rel(plan.folder)}: {plan.pipeline} in {plan.image} "
+                     f"({plan.runtime}), {len(plan.tasks)} tasks; jobs: {jobs}")
+    show_all = table if table is not None else (reporter.verbose or len(statuses) <= 30)
+    rows = [s for s in statuses if show_all or s.state != "completed"]
+    if rows:
+        width = max(len(s.name) for s in rows)
+        reporter.say(f"  {'task':>5}  {'input':<{width}}  {'state':<9}  {'exit':>4}  "
+                     f"{'time':>7}  host")
+        for s in rows:
+            seconds = f"{s.seconds:.1f} s" if s.seconds is not None else ""
+            code = "" if s.exit is None else str(s.exit)
+            reporter.say(f"  {s.index:>5}  {s.name:<{width}}  {s.state:<9}  {code:>4}  "
+                         f"{seconds:>7}  {s.host}")
+    reporter.say(batchstate.summary(statuses))
+    bad = [s for s in statuses if s.state in batchstate.FINISHED_BAD]
+    for s in bad:
+        error = last_error(s.log)
+        detail = f"exit {s.exit}" if s.state == "failed" else s.reason
+        reporter.say(f"  {s.state}: {s.name} (task {s.index}, {detail}); log {_rel(s.log)}"
+                     + (f"\n      {error}" if error else ""))
+    if bad and batchstate.is_finished(statuses):
+        reporter.say(f"rerun only these with: python build.py batch retry {_rel(plan.folder)}")
+    return exit_code(statuses)
+
+
+def status(folder: Path, reporter: Reporter, as_json: bool = False) -> int:
+    plan = load_plan(folder)
+    statuses = batchstate.task_statuses(plan)
+    if as_json:
+        reporter.say(json.dumps({"folder": str(plan.folder),
+                                 "summary": batchstate.counts(statuses),
+                                 "tasks": [s.as_dict() for s in statuses]}, indent=2))
+        return exit_code(statuses)
+    return report(plan, reporter, statuses=statuses)
+
+
+def wait(folder: Path, reporter: Reporter, timeout: float | None = None,
+         poll: float = 3.0) -> int:
+    plan = load_plan(folder)
+    started = time.monotonic()
+    last = ""
+    while True:
+        plan = load_plan(folder)  # a retry or cancel from elsewhere updates it
+        statuses = batchstate.task_statuses(plan)
+        line = batchstate.summary(statuses)
+        if batchstate.is_finished(statuses):
+            return report(plan, reporter, statuses=statuses)
+        if line != last:
+            reporter.say(f"  {time.monotonic() - started:5.0f} s  {line}")
+            last = line
+        if timeout is not None and time.monotonic() - started > timeout:
+            reporter.say(f"still not finished after {timeout:.0f} s: {line}")
+            return 3
+        time.sleep(poll)
+
+
+def retry(folder: Path, reporter: Reporter, *, local: bool = False, workers: int = 2,
+          dry_run: bool = False) -> int:
+    plan = load_plan(folder)
+    statuses = batchstate.task_statuses(plan)
+    going = [s for s in statuses if s.state in ("running", "pending")
+             and s.reason != "never submitted"]
+    todo = [s.index for s in statuses if s.state in batchstate.FINISHED_BAD
+            or s.reason == "never submitted"]
+    if not todo:
+        reporter.say(f"nothing to retry: {batchstate.summary(statuses)}")
+        return exit_code(statuses)
+    if going:
+        reporter.warn(f"{len(going)} tasks are still pending or running; only the "
+                      f"{len(todo)} that ended without completing are resubmitted.")
+    names = ", ".join(plan.task(i).name for i in todo[:5]) + (" ..." if len(todo) > 5 else "")
+    if dry_run:
+        reporter.say(f"would retry {len(todo)} tasks: {names}")
+        reporter.say(dry_run_text(plan, local, todo).splitlines()[0])
+        return 0
+    if not local:
+        slurm.require()
+    reporter.say(f"retrying {len(todo)} tasks: {names}")
+    return _launch(plan, todo, reporter, local=local, workers=workers)
+
+
+def cancel(folder: Path, reporter: Reporter) -> int:
+    plan = load_plan(folder)
+    statuses = batchstate.task_statuses(plan)
+    active = {batchstate.latest_submission(plan, s.index)["job"] for s in statuses
+              if s.state in ("running", "pending") and s.reason != "never submitted"}
+    jobs = [s["job"] for s in plan.submissions if s["mode"] == "slurm" and s["job"] in active]
+    if not jobs:
+        reporter.say(f"nothing to cancel: {batchstate.summary(statuses)}")
+        return 0
+    slurm.cancel(jobs)
+    submissions = tuple({**s, "cancelled": True} if s["job"] in jobs else s
+                        for s in plan.submissions)
+    from dataclasses import replace
+
+    save_plan(replace(plan, submissions=submissions))
+    reporter.say(f"cancelled SLURM job{'s' if len(jobs) > 1 else ''} {', '.join(jobs)}; "
+                 "running tasks stop their containers and record 'killed'")
+    return 0
