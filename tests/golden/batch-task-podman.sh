@@ -1,0 +1,80 @@
+#!/bin/bash
+# niriss-pipe batch task: calwebb_detector1 on one exposure in niriss-pipe:jwst_1584 (podman).
+# Written by niriss-pipe 0.1.0 (build.py batch); the same script runs a SLURM array task
+# (the index is $SLURM_ARRAY_TASK_ID) and a local worker (the index is the first argument):
+#     /shared/batches/b1/task.sh INDEX
+# Task INDEX runs line INDEX of inputs.txt. It needs no network: the input folder is mounted at
+# /mnt/0 and the CRDS cache at /crds, read-only, and products go to products/NAME/ (/data).
+# Its state (running, then exit code and times) goes to state/INDEX, its log to logs/INDEX.log.
+# rootless podman maps the caller to the same uid in the container (--userns=keep-id), so
+# products are the caller's
+set -uo pipefail
+
+batch=/shared/batches/b1
+cache=/shared/crds_cache
+index=${1:-${SLURM_ARRAY_TASK_ID:-}}
+job=${SLURM_ARRAY_JOB_ID:+${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}}
+job=${job:-${NIRISS_PIPE_JOB:-local}}
+host=$(hostname)
+
+fail() {  # a problem before the container starts: recorded as exit 2 with its reason
+    echo "[niriss-pipe] task $index: error: $*" >&2
+    write_state done 2 "${started:-$(date +%s.%N)}" "$(date +%s.%N)"
+    exit 2
+}
+write_state() {  # STATE EXIT STARTED [ENDED]: replaced atomically, read by batch status
+    local tmp="$batch/state/.$index.$$"
+    printf '{"state": "%s", "exit": %s, "started": %s, "ended": %s, "job": "%s", "host": "%s"}\n' \
+        "$1" "$2" "$3" "${4:-null}" "$job" "$host" >"$tmp" && mv -f "$tmp" "$batch/state/$index"
+}
+
+[[ "$index" =~ ^[0-9]+$ ]] || { echo "usage: $0 INDEX (1..2)" >&2; exit 2; }
+input=$(sed -n "${index}p" "$batch/inputs.txt")
+[ -n "$input" ] || { echo "task.sh: no task $index (the batch has 2)" >&2; exit 2; }
+input_dir=$(dirname "$input")
+input_name=$(basename "$input")
+name=${input_name%.fits}
+case "$name" in
+    *_uncal | *_rate | *_rateints | *_cal | *_calints | *_trapsfilled | *_ramp) name=${name%_*} ;;
+esac
+products="$batch/products/$name"
+container="niriss-pipe-${job//[^A-Za-z0-9_.-]/-}-$index-$$"
+export USER=${USER:-$(id -un 2>/dev/null || echo "uid$(id -u)")}
+
+started=$(date +%s.%N)
+echo "[niriss-pipe] task $index/2 $input_name: job $job on $host, $(date -u +%FT%TZ)"
+write_state running null "$started"
+[ -r "$input" ] || fail "the input $input is missing or not readable on $host"
+[ -d "$cache" ] || fail "the CRDS cache $cache is not mounted on $host"
+command -v podman >/dev/null || fail "podman is not on PATH on $host"
+userns=$([ "$(id -u)" = 0 ] || echo --userns=keep-id) || fail "could not prepare podman on $host"
+podman image exists abababababababababababababababababababababababababababababababab || podman load --quiet --input /shared/images/jwst_1584.tar >/dev/null || fail "could not prepare podman on $host"
+
+# A retry starts from an empty product folder: nothing of a failed attempt is left to mix in.
+rm -rf "$products" && mkdir -p "$products" || fail "cannot create $products"
+
+pid=
+on_signal() {  # scancel, the time limit or Ctrl-C: stop the container, record, leave
+    trap - TERM INT
+    echo "[niriss-pipe] task $index: $1 received, stopping the container"
+    podman rm --force --time 0 "$container" >/dev/null 2>&1
+    [ -n "$pid" ] && wait "$pid" 2>/dev/null
+    write_state killed "$2" "$started" "$(date +%s.%N)"
+    exit "$2"
+}
+trap 'on_signal SIGTERM 143' TERM
+trap 'on_signal SIGINT 130' INT
+
+podman run --rm --init --name "$container" --network none --read-only --tmpfs /tmp \
+    --user "$(id -u):$(id -g)" $userns --volume "$input_dir:/mnt/0:ro" \
+    --volume "$products:/data" --volume "$cache:/crds:ro" --workdir /data \
+    --env CRDS_CONTEXT=jwst_9999.pmap \
+    abababababababababababababababababababababababababababababababab strun calwebb_detector1 \
+    "/mnt/0/$input_name" --output_dir=/data &
+pid=$!
+wait "$pid"
+code=$?
+ended=$(date +%s.%N)
+write_state done "$code" "$started" "$ended"
+echo "[niriss-pipe] task $index $input_name: exit $code after $(awk "BEGIN {printf \"%.1f\", $ended - $started}") s"
+exit "$code"

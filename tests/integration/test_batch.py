@@ -1,0 +1,235 @@
+"""build.py batch on a real single-node SLURM (.ci/install-slurm), with real runtimes: job arrays
+of synthetic NIRISS exposures under Docker and Charliecloud, one bad input among them, retry,
+scancel, and the same batch with local workers.
+
+Never skipped: without sbatch, ch-run or a Docker Engine these fail, because CI starts them.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from conftest import cli, docker
+
+SYNTHETIC = "jwst_9999.pmap"
+GOOD = ("jw01001_nis_uncal.fits", "jw01002_nis_uncal.fits", "jw01003_nis_uncal.fits")
+BAD = "jw01004bad_nis_uncal.fits"
+
+
+def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(list(args), capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n"
+                             f"{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="module", autouse=True)
+def slurm_up():
+    """The CI cluster answers (a failure here means .ci/install-slurm did not run)."""
+    states = run("sinfo", "--noheader", "--format=%T").stdout.split()
+    assert states and set(states) <= {"idle", "mixed", "allocated"}, states
+
+
+@pytest.fixture(scope="module")
+def area(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("batch")
+    path.chmod(0o755)
+    return path
+
+
+@pytest.fixture(scope="module")
+def exposures(area, default_image) -> Path:
+    """Three synthetic exposures (copies of one, made by the image's own synth) and one file
+    that is not FITS, named like an exposure."""
+    folder = area / "raw"
+    folder.mkdir()
+    docker("run", "--rm", "--network", "none", "--user", "0:0", "-v", f"{folder}:/data",
+           default_image, "python", "-m", "niriss_pipe.runtime.synth", "exposure",
+           f"/data/{GOOD[0]}")
+    for name in GOOD[1:]:
+        shutil.copy(folder / GOOD[0], folder / name)
+    (folder / BAD).write_text("this is not a FITS file\n")
+    return folder
+
+
+def submit(image: str, inputs: list[str], out: Path, cache: Path, *extra: str,
+           check: bool = True) -> subprocess.CompletedProcess:
+    return cli("batch", "submit", image, "calwebb_detector1", *inputs, "-o", str(out),
+               "--cache", str(cache), "--context", SYNTHETIC, *extra, check=check)
+
+
+def status(out: Path) -> dict:
+    proc = cli("batch", "status", str(out), "--json", check=False)
+    return json.loads(proc.stdout)
+
+
+def states(out: Path) -> dict[str, str]:
+    return {task["input"]: task["state"] for task in status(out)["tasks"]}
+
+
+def assert_valid_rate(path: Path) -> np.ndarray:
+    """A real detector1 product: a 64x64 SUB64 rate image, every step done, finite values."""
+    with fits.open(path) as hdus:
+        header = hdus[0].header
+        assert header["CRDS_CTX"] == SYNTHETIC
+        for step in ("S_DQINIT", "S_SATURA", "S_SUPERB", "S_LINEAR", "S_JUMP", "S_RAMP"):
+            assert header[step] == "COMPLETE", step
+        sci = hdus["SCI"].data
+        assert sci.shape == (64, 64) and np.isfinite(sci).all()
+        return np.array(sci)
+
+
+def containers(prefix: str = "niriss-pipe-") -> list[str]:
+    names = docker("ps", "--all", "--format", "{{.Names}}").stdout.split()
+    return [name for name in names if name.startswith(prefix)]
+
+
+@pytest.fixture(scope="module")
+def docker_batch(area, exposures, synthetic_cache, default_image) -> Path:
+    """The array under Docker: three good exposures and the bad one, two at a time."""
+    out = area / "docker-batch"
+    proc = submit(default_image, [str(exposures / "*.fits")], out, synthetic_cache,
+                  "--throttle", "2", "--time", "10")
+    assert "submitted SLURM job" in proc.stdout
+    waited = cli("batch", "wait", str(out), check=False)
+    assert waited.returncode == 1, waited.stdout + waited.stderr  # one task failed
+    return out
+
+
+def test_array_under_docker_runs_every_exposure_and_fails_the_bad_one_alone(
+        docker_batch, exposures):
+    assert states(docker_batch) == {**{name: "completed" for name in GOOD}, BAD: "failed"}
+    for name in GOOD:
+        stem = name.removesuffix("_uncal.fits")
+        assert_valid_rate(docker_batch / "products" / stem / f"{stem}_rate.fits")
+        log = (docker_batch / "logs" / f"{GOOD.index(name) + 1}.log").read_text()
+        assert "Results used CRDS context: jwst_9999.pmap" in log
+    report = cli("batch", "status", str(docker_batch), check=False)
+    assert report.returncode == 1
+    assert f"failed: {BAD} (task 4, exit 1)" in report.stdout
+    assert "OSError: No SIMPLE card found" in report.stdout
+    assert "batch retry" in report.stdout
+    assert list((docker_batch / "products" / "jw01004bad_nis").iterdir()) == []
+    assert containers() == []  # --rm: nothing left behind
+
+
+def test_retry_reruns_only_the_failed_task(docker_batch, exposures):
+    before = {i: json.loads((docker_batch / "state" / str(i)).read_text()) for i in (1, 2, 3)}
+    (exposures / BAD).unlink()
+    shutil.copy(exposures / GOOD[0], exposures / BAD)  # the user fixes the input
+    try:
+        proc = cli("batch", "retry", str(docker_batch))
+        assert f"retrying 1 tasks: {BAD}" in proc.stdout
+        plan = json.loads((docker_batch / "batch.json").read_text())
+        assert [s["indices"] for s in plan["submissions"]] == [[1, 2, 3, 4], [4]]
+        waited = cli("batch", "wait", str(docker_batch), check=False)
+        assert waited.returncode == 0, waited.stdout
+    finally:
+        (exposures / BAD).write_text("this is not a FITS file\n")
+    assert set(states(docker_batch).values()) == {"completed"}
+    after = {i: json.loads((docker_batch / "state" / str(i)).read_text()) for i in (1, 2, 3)}
+    assert after == before  # the completed tasks did not run again
+    assert_valid_rate(docker_batch / "products" / "jw01004bad_nis" / "jw01004bad_nis_rate.fits")
+    log = (docker_batch / "logs" / "4.log").read_text()
+    assert log.count("[niriss-pipe] task 4/4") == 2  # both attempts, appended
+    nothing = cli("batch", "retry", str(docker_batch))
+    assert "nothing to retry" in nothing.stdout
+
+
+def test_array_under_charliecloud_gives_the_same_products(area, exposures, synthetic_cache,
+                                                         default_image, docker_batch):
+    image = area / "image.sqfs"
+    cli("export", default_image, "--to", "squashfs", "-o", str(image))
+    out = area / "ch-batch"
+    submit(str(image), [str(exposures / name) for name in GOOD], out, synthetic_cache,
+           "--runtime", "charliecloud")
+    waited = cli("batch", "wait", str(out), check=False)
+    assert waited.returncode == 0, waited.stdout
+    assert "ch-run" in (out / "task.sh").read_text()
+    for name in GOOD:
+        stem = name.removesuffix("_uncal.fits")
+        sci = assert_valid_rate(out / "products" / stem / f"{stem}_rate.fits")
+        same = fits.getdata(docker_batch / "products" / stem / f"{stem}_rate.fits", "SCI")
+        assert np.array_equal(sci, same)
+
+
+def test_local_workers_give_the_same_outputs_as_slurm(area, exposures, synthetic_cache,
+                                                     default_image, docker_batch):
+    out = area / "local-batch"
+    proc = submit(default_image, [str(exposures / name) for name in GOOD], out,
+                  synthetic_cache, "--local", "-j", "2")
+    assert proc.stdout.count(": ok ") == 3 and "3 tasks: 3 completed" in proc.stdout
+    for name in GOOD:
+        stem = name.removesuffix("_uncal.fits")
+        ours = sorted(p.name for p in (out / "products" / stem).iterdir())
+        theirs = sorted(p.name for p in (docker_batch / "products" / stem).iterdir())
+        assert ours == theirs
+        for product in ours:
+            with fits.open(out / "products" / stem / product) as a, \
+                    fits.open(docker_batch / "products" / stem / product) as b:
+                for ext in ("SCI", "ERR", "DQ"):
+                    assert np.array_equal(a[ext].data, b[ext].data), (product, ext)
+    records = [json.loads((out / "state" / str(i)).read_text()) for i in (1, 2, 3)]
+    assert {r["job"] for r in records} == {json.loads((out / "batch.json").read_text())
+                                           ["submissions"][0]["job"]}
+
+
+def test_scancel_stops_the_containers(area, exposures, synthetic_cache, default_image):
+    out = area / "cancel-batch"
+    proc = submit(default_image, [str(exposures / name) for name in GOOD], out,
+                  synthetic_cache)
+    job = proc.stdout.split("submitted SLURM job ")[1].split(":")[0]
+    deadline = time.monotonic() + 60
+    while len(containers(f"niriss-pipe-{job}_")) < 2 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert len(containers(f"niriss-pipe-{job}_")) == 2, "two tasks never started"
+    run("scancel", job)
+    deadline = time.monotonic() + 30
+    while containers(f"niriss-pipe-{job}_") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert containers(f"niriss-pipe-{job}_") == []
+    time.sleep(1)
+    got = states(out)
+    assert sorted(got.values()) == ["killed"] * 3, got
+    report = cli("batch", "status", str(out), check=False)
+    assert report.returncode == 1 and "cancelled before it started" in report.stdout
+    assert "SIGTERM received, stopping the container" in (out / "logs" / "1.log").read_text()
+
+
+def test_submit_errors_name_the_fix_and_write_nothing(area, exposures, synthetic_cache,
+                                                     default_image, tmp_path):
+    out = tmp_path / "never"
+    cases = [
+        (["--runtime", "singularity"], "unknown runtime"),
+        (["--time", "1h"], "is not a SLURM time"),
+        (["--sbatch=--array=1-9"], "which the batch manages"),
+    ]
+    for extra, message in cases:
+        proc = submit(default_image, [str(exposures / GOOD[0])], out, synthetic_cache, *extra,
+                      check=False)
+        assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr
+    proc = submit(default_image, [str(exposures / "nothing*.fits")], out, synthetic_cache,
+                  check=False)
+    assert proc.returncode == 2 and "matches no file" in proc.stderr
+    proc = cli("batch", "submit", default_image, "calwebb_detector1", str(exposures / GOOD[0]),
+               "-o", str(out), "--cache", str(synthetic_cache), "--context", "jwst_0001.pmap",
+               check=False)
+    assert proc.returncode == 2 and "does not hold the context jwst_0001.pmap" in proc.stderr
+    proc = submit(default_image, [str(exposures / GOOD[0])], out, synthetic_cache,
+                  "--runtime", "charliecloud", check=False)
+    assert proc.returncode == 2 and "export" in proc.stderr
+    assert not out.exists()
+    dry = submit(default_image, [str(exposures / "*.fits")], out, synthetic_cache,
+                 "--dry-run", "--throttle", "3")
+    assert "# would submit: sbatch --array=1-4%3" in dry.stdout
+    assert "#SBATCH --output=" in dry.stdout and "docker run --rm --init" in dry.stdout
+    assert not out.exists()
