@@ -44,8 +44,11 @@ def strun_words(plan: Plan) -> list[str]:
 
 def _engine_run(plan: Plan, tool: str) -> list[str]:
     """docker/podman run; each item is a chunk the script keeps on one line."""
-    words = [f"{tool} run", "--rm", "--init", '--name "$container"', "--network none",
-             "--read-only", "--tmpfs /tmp", '--user "$(id -u):$(id -g)"']
+    # docker: --init forwards signals to strun. podman needs no init for that (its stop is
+    # rm --force --time 0) and its init binary, catatonit, is often not installed.
+    words = [f"{tool} run", "--rm", *(["--init"] if tool == "docker" else []),
+             '--name "$container"', "--network none", "--read-only", "--tmpfs /tmp",
+             '--user "$(id -u):$(id -g)"']
     if tool == "podman":
         words += ["$userns"]
     words += [f'--volume "$input_dir:{INPUT_MOUNT}:ro"',

@@ -65,7 +65,7 @@ on_signal() {  # scancel, the time limit or Ctrl-C: stop the container, record, 
 trap 'on_signal SIGTERM 143' TERM
 trap 'on_signal SIGINT 130' INT
 
-podman run --rm --init --name "$container" --network none --read-only --tmpfs /tmp \
+podman run --rm --name "$container" --network none --read-only --tmpfs /tmp \
     --user "$(id -u):$(id -g)" $userns --volume "$input_dir:/mnt/0:ro" \
     --volume "$products:/data" --volume "$cache:/crds:ro" --workdir /data \
     --env CRDS_CONTEXT=jwst_9999.pmap \

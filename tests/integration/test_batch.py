@@ -233,3 +233,24 @@ def test_submit_errors_name_the_fix_and_write_nothing(area, exposures, synthetic
     assert "# would submit: sbatch --array=1-4%3" in dry.stdout
     assert "#SBATCH --output=" in dry.stdout and "docker run --rm --init" in dry.stdout
     assert not out.exists()
+
+
+def test_array_under_podman_loads_the_archive_and_gives_the_same_products(
+        area, exposures, synthetic_cache, default_image, docker_batch):
+    archive = area / "image.tar"
+    cli("export", default_image, "--to", "docker-archive", "-o", str(archive))
+    image_id = docker("image", "inspect", "--format", "{{.Id}}", default_image).stdout.strip()
+    run("podman", "rmi", "--force", image_id.split(":")[1], check=False)  # a node without it
+    out = area / "podman-batch"
+    proc = submit(str(archive), [str(exposures / name) for name in GOOD[:2]], out,
+                  synthetic_cache, "--runtime", "podman")
+    assert "loading image.tar into podman's image store" in proc.stdout
+    waited = cli("batch", "wait", str(out), check=False)
+    assert waited.returncode == 0, waited.stdout
+    for name in GOOD[:2]:
+        stem = name.removesuffix("_uncal.fits")
+        sci = assert_valid_rate(out / "products" / stem / f"{stem}_rate.fits")
+        same = fits.getdata(docker_batch / "products" / stem / f"{stem}_rate.fits", "SCI")
+        assert np.array_equal(sci, same)
+    names = run("podman", "ps", "--all", "--format", "{{.Names}}").stdout.split()
+    assert [name for name in names if name.startswith("niriss-pipe-")] == []
