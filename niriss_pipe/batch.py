@@ -13,6 +13,8 @@ import json
 import os
 import re
 import shutil
+import signal
+import socket
 import subprocess
 import tarfile
 import time
@@ -261,14 +263,19 @@ def _launch(plan: Plan, indices: list[int], reporter: Reporter, *, local: bool,
         from .localrun import LocalRunner
 
         job = f"local-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
-        plan = plan.with_submission({"mode": "local", "job": job, "indices": indices, "at": at})
+        plan = plan.with_submission({"mode": "local", "job": job, "indices": indices, "at": at,
+                                     "host": socket.gethostname(), "pid": os.getpid()})
         save_plan(plan)
         runner = LocalRunner(plan, job, max(1, workers), reporter)
+        interrupted = False
         try:
             runner.run(indices)
-        finally:
-            pass
-        return report(load_plan(plan.folder), reporter, header=False)
+        except KeyboardInterrupt:
+            interrupted = True
+        plan = _finished(load_plan(plan.folder))
+        save_plan(plan)
+        code = report(plan, reporter, header=False)
+        return 130 if interrupted else code
     array = array_spec(indices, plan.slurm.throttle)
     job = slurm.submit(plan.folder / ARRAY_SCRIPT, array, plan.folder)
     save_plan(plan.with_submission({"mode": "slurm", "job": job, "indices": indices,
@@ -278,6 +285,15 @@ def _launch(plan: Plan, indices: list[int], reporter: Reporter, *, local: bool,
     reporter.say(f"  follow it: python build.py batch status {_rel(plan.folder)}   "
                  f"(or: batch wait)")
     return 0
+
+
+def _finished(plan: Plan) -> Plan:
+    """The plan as others will see it once this local run has returned (its process no
+    longer counts as running its tasks)."""
+    from dataclasses import replace
+
+    return replace(plan, submissions=tuple({**s, "pid": 0} if s.get("pid") == os.getpid()
+                                           else s for s in plan.submissions))
 
 
 def _rel(path: Path) -> str:
@@ -401,8 +417,14 @@ def cancel(folder: Path, reporter: Reporter) -> int:
     active = {batchstate.latest_submission(plan, s.index)["job"] for s in statuses
               if s.state in ("running", "pending") and s.reason != "never submitted"}
     jobs = [s["job"] for s in plan.submissions if s["mode"] == "slurm" and s["job"] in active]
+    local = [s for s in plan.submissions if s["job"] in active and s["mode"] == "local"]
+    for submission in local:  # as Ctrl-C in its terminal: it stops its tasks and containers
+        if batchstate.local_runner_alive(submission):
+            os.kill(int(submission["pid"]), signal.SIGINT)
+            reporter.say(f"stopping the local run {submission['job']} (pid {submission['pid']})")
     if not jobs:
-        reporter.say(f"nothing to cancel: {batchstate.summary(statuses)}")
+        if not local:
+            reporter.say(f"nothing to cancel: {batchstate.summary(statuses)}")
         return 0
     slurm.cancel(jobs)
     submissions = tuple({**s, "cancelled": True} if s["job"] in jobs else s

@@ -9,6 +9,8 @@ died without its trap running) comes from the queue.
 from __future__ import annotations
 
 import json
+import os
+import socket
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,10 +61,22 @@ def _job_of(record: dict) -> str:
     return job.split("_")[0] if not job.startswith("local") else job
 
 
-def task_statuses(plan: Plan, queue: dict[tuple[str, int], str] | None = None,
-                  live_local: set[str] = frozenset()) -> list[TaskStatus]:
-    """Every task's state. ``queue`` is slurm.queue() of the batch's jobs (asked when None);
-    ``live_local`` the local runs still going in this process (none when asked from outside)."""
+def local_runner_alive(submission: dict) -> bool:
+    """Is the ``--local`` run of this submission still going (its process, on this host)?"""
+    if submission.get("mode") != "local" or submission.get("host") != socket.gethostname():
+        return False
+    try:
+        os.kill(int(submission.get("pid", 0)), 0)
+    except (ProcessLookupError, ValueError):
+        return False
+    except PermissionError:
+        return True
+    return int(submission.get("pid", 0)) > 0
+
+
+def task_statuses(plan: Plan, queue: dict[tuple[str, int], str] | None = None
+                  ) -> list[TaskStatus]:
+    """Every task's state. ``queue`` is slurm.queue() of the batch's jobs (asked when None)."""
     if queue is None:
         queue = slurm.queue({s["job"] for s in plan.submissions if s["mode"] == "slurm"})
     result = []
@@ -77,7 +91,8 @@ def task_statuses(plan: Plan, queue: dict[tuple[str, int], str] | None = None,
         job = submission["job"]
         current = record is not None and _job_of(record) == job
         in_queue = queue.get((job, task.index), "")
-        state, reason = _state(submission, record if current else None, in_queue, live_local)
+        state, reason = _state(submission, record if current else None, in_queue,
+                               local_runner_alive(submission))
         seconds = None
         if current and record.get("ended") is not None:
             seconds = round(record["ended"] - record["started"], 1)
@@ -90,10 +105,9 @@ def task_statuses(plan: Plan, queue: dict[tuple[str, int], str] | None = None,
 
 
 def _state(submission: dict, record: dict | None, in_queue: str,
-           live_local: set[str]) -> tuple[str, str]:
-    local = submission["mode"] == "local"
+           runner_alive: bool) -> tuple[str, str]:
     if record is None:  # this attempt has not written anything yet
-        if in_queue in slurm.ACTIVE or (local and submission["job"] in live_local):
+        if in_queue in slurm.ACTIVE or runner_alive:
             return ("running" if in_queue == "RUNNING" else "pending"), ""
         if submission.get("cancelled") or in_queue == "CANCELLED":
             return "killed", "cancelled before it started"
@@ -105,7 +119,7 @@ def _state(submission: dict, record: dict | None, in_queue: str,
     if record["state"] == "killed":
         return "killed", "signalled (scancel, time limit or Ctrl-C)"
     # 'running': believe it while SLURM (or this process) has the task
-    if in_queue in slurm.ACTIVE or (local and submission["job"] in live_local):
+    if in_queue in slurm.ACTIVE or runner_alive:
         return "running", ""
     if in_queue in ("CANCELLED", "TIMEOUT", "DEADLINE", "PREEMPTED"):
         return "killed", f"{in_queue.lower()} before its trap could record it"

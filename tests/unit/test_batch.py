@@ -208,7 +208,7 @@ while [ $# -gt 0 ]; do
 done
 case "$input" in
     *bad*) echo "OSError: No SIMPLE card found" >&2; exit 1 ;;
-    *slow*) echo $$ >"$STAND_IN_DIR/$name.pid"; exec sleep 60 ;;
+    *slow*) echo $$ >"$STAND_IN_DIR/${name:-$$}.pid"; exec sleep 60 ;;
 esac
 base=$(basename "$input" _uncal.fits)
 echo product >"$products/${base}_rate.fits"
@@ -348,3 +348,51 @@ def test_last_error_prefers_the_exception_line(tmp_path):
     assert batch.last_error(log) == "OSError: No SIMPLE card found, this file is not FITS"
     log.write_text("[niriss-pipe] task 3: error: the CRDS cache /c is not mounted on n1\n")
     assert "not mounted" in batch.last_error(log)
+
+
+# -- the CLI with --local, a stand-in runtime: status from outside, cancel --------------------
+def cli(*args: str, env: dict, check: bool = True) -> subprocess.CompletedProcess:
+    import sys
+
+    proc = subprocess.run([sys.executable, str(ROOT / "build.py"), *args], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert not check or proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def test_local_run_is_seen_running_from_outside_and_cancel_stops_it(tmp_path, stand_in):
+    import sys
+
+    env, log = stand_in
+    inputs = files(tmp_path / "in", "jw01_nis_uncal.fits", "jw02slow_nis_uncal.fits",
+                   "jw03slow_nis_uncal.fits", "jw04_nis_uncal.fits")
+    cache = tmp_path / "cache"
+    (cache / "mappings" / "jwst").mkdir(parents=True)
+    (cache / "mappings" / "jwst" / "jwst_9999.pmap").write_text("")
+    (tmp_path / "image.sif").write_text("SIF stand-in")
+    out = tmp_path / "b"
+    runner = subprocess.Popen(
+        [sys.executable, str(ROOT / "build.py"), "batch", "submit", str(tmp_path / "image.sif"),
+         "calwebb_detector1", *map(str, inputs), "-o", str(out), "--cache", str(cache),
+         "--context", "jwst_9999.pmap", "--runtime", "apptainer", "--local", "-j", "2"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 30
+    while len(list(tmp_path.glob("*.pid"))) < 2 and time.time() < deadline:
+        time.sleep(0.1)
+    assert len(list(tmp_path.glob("*.pid"))) == 2, "the two slow tasks never started"
+    seen = json.loads(cli("batch", "status", str(out), "--json", env=env, check=False).stdout)
+    got = {t["input"]: t["state"] for t in seen["tasks"]}
+    assert got == {"jw01_nis_uncal.fits": "completed", "jw02slow_nis_uncal.fits": "running",
+                   "jw03slow_nis_uncal.fits": "running", "jw04_nis_uncal.fits": "pending"}
+    assert "stopping the local run" in cli("batch", "cancel", str(out), env=env).stdout
+    output, _ = runner.communicate(timeout=30)
+    assert runner.returncode == 130, output
+    assert "stopping 2 running tasks" in output
+    final = {t["input"]: t["state"] for t in json.loads(
+        cli("batch", "status", str(out), "--json", env=env, check=False).stdout)["tasks"]}
+    assert final["jw02slow_nis_uncal.fits"] == final["jw03slow_nis_uncal.fits"] == "killed"
+    assert final["jw01_nis_uncal.fits"] == "completed"
+    assert final["jw04_nis_uncal.fits"] in ("lost", "completed")  # never started, or did
+    retry = cli("batch", "retry", str(out), "--local", "--dry-run", env=env).stdout
+    assert "would retry" in retry and "jw02slow_nis_uncal.fits" in retry
+    assert "apptainer exec --containall" in log.read_text()
