@@ -5,8 +5,9 @@ PY     := $(VENV)/bin/python
 SPEC   ?= images/default.yaml
 ARGS   ?=
 SYNC_ARGS ?=
+BATCH_ARGS ?=
 
-.PHONY: help demo image images base sync cache test unit lint bench bench-sync clean
+.PHONY: help demo image images base sync cache test unit lint bench bench-sync bench-batch clean
 
 help:
 	@echo "make demo          build the default image, run detector1 on the bundled synthetic exposure"
@@ -19,8 +20,10 @@ help:
 	@echo "make unit          only the tests that need no engine"
 	@echo "make lint          ruff"
 	@echo "make bench         benchmarks, results in bench/results/ (ARGS for bench/run.py, SYNC_ARGS"
-	@echo "                   for bench/sync.py)"
+	@echo "                   for bench/sync.py, BATCH_ARGS for bench/batch.py)"
 	@echo "make bench-sync    only our sync's downloads against plain crds sync (SYNC_ARGS)"
+	@echo "make bench-batch   only batch throughput: SLURM arrays per runtime against a host loop"
+	@echo "                   (BATCH_ARGS)"
 	@echo "make clean         remove the images, demo output and synthetic contexts this tool made"
 
 $(VENV)/.installed: pyproject.toml
@@ -58,9 +61,13 @@ lint: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) bench/run.py $(ARGS)
 	$(PY) bench/sync.py $(SYNC_ARGS)
+	$(PY) bench/batch.py $(BATCH_ARGS)
 
 bench-sync: $(VENV)/.installed
 	$(PY) bench/sync.py $(SYNC_ARGS)
+
+bench-batch: $(VENV)/.installed
+	$(PY) bench/batch.py $(BATCH_ARGS)
 
 clean: $(VENV)/.installed
 	$(PY) build.py clean $(ARGS)

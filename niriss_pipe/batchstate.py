@@ -113,6 +113,8 @@ def _state(submission: dict, record: dict | None, in_queue: str,
             return "killed", "cancelled before it started"
         if in_queue:
             return "lost", f"SLURM says {in_queue} but the task never started"
+        if submission["mode"] == "local":
+            return "lost", "never started (its local run ended first)"
         return "lost", "never started (job no longer in the queue)"
     if record["state"] == "done":
         return ("completed", "") if record["exit"] == 0 else ("failed", f"exit {record['exit']}")
