@@ -61,17 +61,21 @@ def user_tags(spec: ImageSpec) -> list[str]:
 
 def render_dockerfile(spec: ImageSpec, options: BuildOptions) -> str:
     """The Dockerfile ``build`` would use (reads the host cache for the imap, nothing else)."""
-    ca = find_ca_bundle(options.ca_bundle)
+    return _render(spec, options, find_ca_bundle(options.ca_bundle))
+
+
+def _render(spec: ImageSpec, options: BuildOptions, ca) -> str:
     return rendering.render(spec, imap=resolve_imap(spec, options.cache),
                             ca_bundle=ca is not None)
 
 
-def prepare(spec: ImageSpec, options: BuildOptions,
-            baked: BakedCache | None = None) -> BuildContext:
-    """Check the lock, render the Dockerfile and collect the build context (no engine)."""
-    lock = locking.check(spec).read_bytes()
-    dockerfile = render_dockerfile(spec, options)
+def prepare(spec: ImageSpec, options: BuildOptions, baked: BakedCache | None = None,
+            lock_path: Path | None = None) -> BuildContext:
+    """Render the Dockerfile and collect the build context (no engine). ``lock_path`` is the
+    lock ``build`` already checked; without it the lock is checked here."""
+    lock = (lock_path or locking.check(spec)).read_bytes()
     ca = find_ca_bundle(options.ca_bundle)
+    dockerfile = _render(spec, options, ca)
     if baked is None:
         return make_context(dockerfile, lock, ca)
     return make_context(dockerfile, lock, ca, crds_files=baked.files, crds_disk=baked.disk)
@@ -115,9 +119,9 @@ def build(spec: ImageSpec, engine: Engine, options: BuildOptions) -> BuildResult
     started = time.monotonic()
     for warning in spec.warnings:
         engine.reporter.warn(f"{spec.path}: {warning}")
-    locking.check(spec)  # before any download or build: a stale lock is a user error
+    lock = locking.check(spec)  # before any download or build: a stale lock is a user error
     baked = bake_cache(spec, options, engine.reporter) if spec.references == "bake" else None
-    context = prepare(spec, options, baked)
+    context = prepare(spec, options, baked, lock)
     base = resolve_base(engine, spec.base)
     ctag = content_tag(context, base.image_id)
     existing = engine.image_id(f"{spec.name}:{ctag}")
@@ -131,7 +135,7 @@ def build(spec: ImageSpec, engine: Engine, options: BuildOptions) -> BuildResult
     say(f"building {spec.name}:{rendering.full_tag(spec)} from {spec.path} "
         f"(base {base.reference} {base.image_id[7:19]})")
     buildargs = {**proxy_buildargs(), **_provenance_args(base.digest),
-                 "NIRISS_PIPE_LOCK_DIGEST": locking.digest(locking.lock_path(spec)),
+                 "NIRISS_PIPE_LOCK_DIGEST": locking.digest(lock),
                  **(baked.buildargs if baked else {})}
     image_id = engine.build(context, buildargs, no_cache=options.no_cache)
     output = ""
