@@ -33,7 +33,7 @@ def clean(engine: Engine, *, cache: Path, dry_run: bool = False) -> None:
     for image in built + bases:  # children before their base
         names = ", ".join(image.tags) or image.short_id
         if not dry_run:
-            engine.client.api.remove_image(image.id, force=True)
+            engine.remove_image(image.id)
         say(f"{verb} image {names}")
     for path in synthetic_files(cache):
         if not dry_run:

@@ -6,8 +6,10 @@ Only this module talks to the engine. It turns engine failures into
 
 from __future__ import annotations
 
+import contextlib
 import re
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .buildcontext import BuildContext
@@ -33,6 +35,18 @@ class RunResult:
     output: str
 
 
+@dataclass(frozen=True)
+class ImageInfo:
+    """What the other layers read of a local image (no SDK objects leave this module)."""
+
+    id: str
+    tags: tuple[str, ...]
+    labels: dict
+    env: tuple[str, ...]
+    entrypoint: tuple[str, ...]
+    cmd: tuple[str, ...]
+
+
 class Engine:
     """A connection to the Docker Engine with the few operations niriss-pipe needs."""
 
@@ -56,6 +70,70 @@ class Engine:
             return self.client.images.get(reference).id
         except self.errors.ImageNotFound:
             return None
+
+    def image_info(self, reference: str) -> ImageInfo | None:
+        """Id, tags, labels and run configuration of a local image; None when absent."""
+        try:
+            image = self.client.images.get(reference)
+        except self.errors.ImageNotFound:
+            return None
+        config = image.attrs.get("Config") or {}
+        return ImageInfo(id=image.id, tags=tuple(image.tags), labels=dict(image.labels or {}),
+                         env=tuple(config.get("Env") or ()),
+                         entrypoint=tuple(config.get("Entrypoint") or ()),
+                         cmd=tuple(config.get("Cmd") or ()))
+
+    def remove_image(self, reference: str) -> None:
+        """Remove an image and its tags (forced); absent is fine."""
+        try:
+            self.client.api.remove_image(reference, force=True)
+        except self.errors.NotFound:
+            pass
+
+    def server_version(self) -> dict:
+        return self.client.version()
+
+    @contextlib.contextmanager
+    def _api_errors(self, what: str):
+        try:
+            yield
+        except self.errors.APIError as exc:
+            raise EngineError(f"the engine failed to {what} ({_short(exc)}).",
+                              "check the engine log (/var/log/dockerd.log) and free disk space, "
+                              "then try again.") from None
+
+    def save_image(self, image_id: str, named: str, chunk_size: int) -> Iterator[bytes]:
+        """``docker save``: the image as a tar stream, named with ``named`` (if given) so that
+        ``load`` restores the tag."""
+        with self._api_errors(f"save {named or image_id}"):
+            image = self.client.images.get(image_id)
+            yield from image.save(chunk_size=chunk_size, named=named or False)
+
+    @contextlib.contextmanager
+    def filesystem(self, image_id: str, chunk_size: int) -> Iterator[Iterator[bytes]]:
+        """The flattened file system of a created (never started) container, as a tar
+        stream; the container is removed on leaving the block."""
+        with self._api_errors(f"export the file system of {image_id[7:19]}"):
+            container = self.client.containers.create(image_id, command=["true"],
+                                                      network_mode="none")
+            try:
+                yield container.export(chunk_size=chunk_size)
+            finally:
+                container.remove(force=True)
+
+    def run_split(self, image: str, command: list[str]) -> tuple[int, str, str]:
+        """Run ``command`` offline; return exit code, stdout and stderr apart (a probe's
+        stdout can be megabytes and stays out of the verbose log)."""
+        container = self.client.containers.create(image, command=command,
+                                                  network_mode="none", init=True)
+        try:
+            container.start()
+            code = container.wait()["StatusCode"]
+            stdout = container.logs(stdout=True, stderr=False).decode(errors="replace")
+            stderr = container.logs(stdout=False, stderr=True).decode(errors="replace")
+        finally:
+            container.remove(force=True)
+        return code, stdout, stderr
 
     def image_labels(self, reference: str) -> dict[str, str]:
         return self.client.images.get(reference).labels or {}

@@ -15,7 +15,6 @@ so an interrupted or failed export leaves nothing half-written under a real name
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import hashlib
 import io
@@ -33,7 +32,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from . import __version__
-from .errors import EngineError, UserError
+from .errors import UserError
 from .progress import Reporter, human_bytes
 
 FORMATS = {  # name -> default suffix of the output
@@ -200,34 +199,19 @@ def owner_writable(root: Path) -> None:
 # -- engine side ---------------------------------------------------------------------------------
 def image_facts(engine, reference: str) -> ImageFacts:
     """The image's name, id and run configuration, or a UserError when it is not there."""
-    try:
-        image = engine.client.images.get(reference)
-    except engine.errors.ImageNotFound:
+    info = engine.image_info(reference)
+    if info is None:
         raise UserError(f"no image '{reference}' in the local engine.",
                         "build it first (python build.py build SPEC), or give a name or id from "
-                        "'docker images'.") from None
-    config = image.attrs.get("Config") or {}
-    return ImageFacts(reference=reference, id=image.id, tags=tuple(image.tags),
-                      env=tuple(config.get("Env") or ()),
-                      entrypoint=tuple(config.get("Entrypoint") or ()),
-                      cmd=tuple(config.get("Cmd") or ()))
-
-
-@contextlib.contextmanager
-def _engine_errors(engine, what: str):
-    try:
-        yield
-    except engine.errors.APIError as exc:
-        raise EngineError(f"the engine failed to {what} ({exc}).",
-                          "check the engine log (/var/log/dockerd.log) and free disk space, "
-                          "then run the export again.") from None
+                        "'docker images'.")
+    return ImageFacts(reference=reference, id=info.id, tags=info.tags, env=info.env,
+                      entrypoint=info.entrypoint, cmd=info.cmd)
 
 
 def save_archive(engine, facts: ImageFacts, dest: Path) -> None:
     """``docker save`` the image into ``dest``, named with its tag so ``load`` restores it."""
-    with _engine_errors(engine, f"save {facts.reference}"), open(dest, "wb") as out:
-        image = engine.client.images.get(facts.id)
-        for chunk in image.save(chunk_size=CHUNK, named=facts.name or False):
+    with open(dest, "wb") as out:
+        for chunk in engine.save_image(facts.id, facts.name, CHUNK):
             out.write(chunk)
 
 
@@ -235,13 +219,8 @@ def export_rootfs(engine, facts: ImageFacts, dest: Path) -> None:
     """Unpack the flattened file system of a created (never started) container into ``dest``:
     what ``docker export`` gives, without /dev's device nodes and Docker's /.dockerenv."""
     dest.mkdir()
-    with _engine_errors(engine, f"export the file system of {facts.reference}"):
-        container = engine.client.containers.create(facts.id, command=["true"],
-                                                    network_mode="none")
-        try:
-            _untar_stream(container.export(chunk_size=CHUNK), dest)
-        finally:
-            container.remove(force=True)
+    with engine.filesystem(facts.id, CHUNK) as chunks:
+        _untar_stream(chunks, dest)
 
 
 def _untar_stream(chunks, dest: Path) -> None:

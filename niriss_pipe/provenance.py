@@ -270,22 +270,12 @@ sys.stdout.write("NIRISS-PIPE-PROBE " + json.dumps(out, sort_keys=True) + "\n")
 def run_probe(engine, image: str, *, crds: bool = False, env: bool = False) -> dict:
     """Run the probe in one ``--network none`` container of ``image``; return what it found.
 
-    Talks to the SDK directly (not ``Engine.run``) to keep the probe's stdout, which can be
+    Uses ``Engine.run_split`` (not ``Engine.run``) to keep the probe's stdout, which can be
     megabytes with ``env``, apart from stderr and out of the verbose log.
     """
     opts = {"lock": LOCK_IN_IMAGE, "crds": CRDS_PATH if crds else None,
             "env": ENV_PREFIX if env else None}
-    client = engine.client
-    container = client.containers.create(image, command=["python", "-c", PROBE,
-                                                         json.dumps(opts)],
-                                         network_mode="none", init=True)
-    try:
-        container.start()
-        code = container.wait()["StatusCode"]
-        stdout = container.logs(stdout=True, stderr=False).decode(errors="replace")
-        stderr = container.logs(stdout=False, stderr=True).decode(errors="replace")
-    finally:
-        container.remove(force=True)
+    code, stdout, stderr = engine.run_split(image, ["python", "-c", PROBE, json.dumps(opts)])
     line = next((text for text in reversed(stdout.splitlines()) if text.startswith(PROBE_MARK)),
                 None)
     if code != 0 or line is None:
@@ -311,12 +301,12 @@ def _int(value: str | None) -> int | None:
 
 
 def get_image(engine, reference: str):
-    """The engine's image object, or a UserError when it is missing or not ours."""
-    if engine.image_id(reference) is None:
+    """The image's ImageInfo, or a UserError when it is missing or not ours."""
+    image = engine.image_info(reference)
+    if image is None:
         raise UserError(f"no image '{reference}' in the local engine.",
                         "build it first (python build.py build SPEC), or give a name from "
                         "'docker images'.")
-    image = engine.client.images.get(reference)
     if not (image.labels or {}).get(f"{LABEL_NS}.tool.version"):
         raise UserError(f"'{reference}' has no {LABEL_NS}.tool.version label: it was not built "
                         "by niriss-pipe build (a base image, or another image), so there is "
@@ -567,7 +557,7 @@ def build_record(spec, engine, result, base, *, no_cache: bool, ended: dt.dateti
     lock_text = lock_file.read_text()
     started = ended - dt.timedelta(seconds=result.seconds)
     labels = engine.image_labels(result.image_id)
-    version = engine.client.version()
+    version = engine.server_version()
     verdict = next((line for line in reversed(result.selftest_output.splitlines())
                     if line.startswith("selftest:")), None)
 

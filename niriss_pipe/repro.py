@@ -153,9 +153,8 @@ def _selftest_product(engine, image: str, out: Path) -> Path:
 
 def _remove(engine, image_id: str) -> None:
     """Remove a repro image: only our tags go when something else also points at it."""
-    try:
-        image = engine.client.images.get(image_id)
-    except engine.errors.ImageNotFound:
+    image = engine.image_info(image_id)
+    if image is None:
         return
     foreign = [t for t in image.tags if not t.startswith(f"{REPOSITORY}:")]
     if foreign:
@@ -163,7 +162,7 @@ def _remove(engine, image_id: str) -> None:
             if tag.startswith(f"{REPOSITORY}:"):
                 engine.untag(tag)
     else:
-        engine.client.api.remove_image(image_id, force=True)
+        engine.remove_image(image_id)
 
 
 def repro(spec_path: Path, engine, options: BuildOptions, keep: Path | None = None
