@@ -211,7 +211,7 @@ def write_folder(plan: Plan) -> None:
     """The scripts, inputs.txt and the empty logs/state/products folders; batch.json last, so
     a folder with batch.json is always complete."""
     plan.folder.mkdir(exist_ok=True)
-    for sub in ("logs", "state", "products"):
+    for sub in ("logs", "logs/slurm", "state", "products"):
         (plan.folder / sub).mkdir(exist_ok=True)
     _write(plan.folder / INPUTS_FILE, inputs_text(plan))
     _write(plan.folder / TASK_SCRIPT, task_script(plan), mode=0o755)
@@ -276,12 +276,21 @@ def _launch(plan: Plan, indices: list[int], reporter: Reporter, *, local: bool,
         save_plan(plan)
         code = report(plan, reporter, header=False)
         return 130 if interrupted else code
-    array = array_spec(indices, plan.slurm.throttle)
-    job = slurm.submit(plan.folder / ARRAY_SCRIPT, array, plan.folder)
-    save_plan(plan.with_submission({"mode": "slurm", "job": job, "indices": indices,
-                                    "at": at, "array": array}))
-    reporter.say(f"submitted SLURM job {job}: {len(indices)} tasks (--array={array}), "
-                 f"{plan.pipeline} in {plan.image} ({plan.runtime})")
+    jobs: dict[str, int] = {}  # job id -> index offset
+    arrays = []
+    try:
+        for offset, block in slurm.blocks(indices, slurm.max_array_size()):
+            array = array_spec([index - offset for index in block], plan.slurm.throttle)
+            jobs[slurm.submit(plan.folder / ARRAY_SCRIPT, array, plan.folder, offset)] = offset
+            arrays.append(array if not offset else f"{array} +{offset}")
+    finally:  # what was submitted is recorded even when a later block is refused
+        if jobs:
+            save_plan(plan.with_submission({"mode": "slurm", "job": next(iter(jobs)),
+                                            "jobs": jobs, "indices": indices, "at": at,
+                                            "array": "; ".join(arrays)}))
+    names = ", ".join(f"{job} (--array={array})" for job, array in zip(jobs, arrays))
+    reporter.say(f"submitted SLURM job{'s' if len(jobs) > 1 else ''} {names}: "
+                 f"{len(indices)} tasks, {plan.pipeline} in {plan.image} ({plan.runtime})")
     reporter.say(f"  follow it: python build.py batch status {_rel(plan.folder)}   "
                  f"(or: batch wait)")
     return 0
@@ -317,6 +326,20 @@ def last_error(log: Path) -> str:
     return ""
 
 
+def slurm_message(plan: Plan, status: batchstate.TaskStatus) -> str:
+    """SLURM's own last word on a task (``*** JOB 12 ... CANCELLED ... DUE TO TIME LIMIT ***``,
+    out-of-memory kills) from logs/slurm/JOB_ARRAYINDEX.out."""
+    if "_" not in status.job:
+        return ""
+    try:
+        text = (plan.folder / "logs" / "slurm" / f"{status.job}.out").read_text(errors="replace")
+    except OSError:
+        return ""
+    lines = [line.strip() for line in text.splitlines()
+             if "***" in line or "oom" in line.lower() or "error" in line.lower()]
+    return lines[-1][:200] if lines else ""
+
+
 def exit_code(statuses: list[batchstate.TaskStatus]) -> int:
     """0: all completed; 1: some failed, were killed or lost; 3: still going, none bad yet."""
     states = {status.state for status in statuses}
@@ -329,7 +352,8 @@ def report(plan: Plan, reporter: Reporter, *, header: bool = True, table: bool |
            statuses: list[batchstate.TaskStatus] | None = None) -> int:
     statuses = statuses if statuses is not None else batchstate.task_statuses(plan)
     if header:
-        jobs = ", ".join(s["job"] for s in plan.submissions) or "none"
+        jobs = ", ".join(job for s in plan.submissions
+                         for job in batchstate.submission_jobs(s)) or "none"
         reporter.say(f"batch {_rel(plan.folder)}: {plan.pipeline} in {plan.image} "
                      f"({plan.runtime}), {len(plan.tasks)} tasks; jobs: {jobs}")
     show_all = table if table is not None else (reporter.verbose or len(statuses) <= 30)
@@ -346,7 +370,7 @@ def report(plan: Plan, reporter: Reporter, *, header: bool = True, table: bool |
     reporter.say(batchstate.summary(statuses))
     bad = [s for s in statuses if s.state in batchstate.FINISHED_BAD]
     for s in bad:
-        error = last_error(s.log)
+        error = (slurm_message(plan, s) if s.state != "failed" else "") or last_error(s.log)
         detail = f"exit {s.exit}" if s.state == "failed" else s.reason
         reporter.say(f"  {s.state}: {s.name} (task {s.index}, {detail}); log {_rel(s.log)}"
                      + (f"\n      {error}" if error else ""))
@@ -416,7 +440,8 @@ def cancel(folder: Path, reporter: Reporter) -> int:
     statuses = batchstate.task_statuses(plan)
     active = {batchstate.latest_submission(plan, s.index)["job"] for s in statuses
               if s.state in ("running", "pending") and s.reason != "never submitted"}
-    jobs = [s["job"] for s in plan.submissions if s["mode"] == "slurm" and s["job"] in active]
+    jobs = [job for s in plan.submissions if s["mode"] == "slurm" and s["job"] in active
+            for job in batchstate.submission_jobs(s)]
     local = [s for s in plan.submissions if s["job"] in active and s["mode"] == "local"]
     for submission in local:  # as Ctrl-C in its terminal: it stops its tasks and containers
         if batchstate.local_runner_alive(submission):
@@ -427,7 +452,7 @@ def cancel(folder: Path, reporter: Reporter) -> int:
             reporter.say(f"nothing to cancel: {batchstate.summary(statuses)}")
         return 0
     slurm.cancel(jobs)
-    submissions = tuple({**s, "cancelled": True} if s["job"] in jobs else s
+    submissions = tuple({**s, "cancelled": True} if s["job"] in active else s
                         for s in plan.submissions)
     from dataclasses import replace
 

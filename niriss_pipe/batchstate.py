@@ -55,6 +55,14 @@ def latest_submission(plan: Plan, index: int) -> dict | None:
     return None
 
 
+def submission_jobs(submission: dict) -> dict[str, int]:
+    """``{SLURM job id: index offset}`` of a submission (one job per MaxArraySize block)."""
+    if submission.get("mode") != "slurm":
+        return {}
+    return {str(job): int(offset) for job, offset in
+            (submission.get("jobs") or {submission["job"]: 0}).items()}
+
+
 def _job_of(record: dict) -> str:
     """``12_3`` -> ``12`` (SLURM); ``local-...`` stays."""
     job = str(record.get("job", ""))
@@ -78,7 +86,7 @@ def task_statuses(plan: Plan, queue: dict[tuple[str, int], str] | None = None
                   ) -> list[TaskStatus]:
     """Every task's state. ``queue`` is slurm.queue() of the batch's jobs (asked when None)."""
     if queue is None:
-        queue = slurm.queue({s["job"] for s in plan.submissions if s["mode"] == "slurm"})
+        queue = slurm.queue({job for s in plan.submissions for job in submission_jobs(s)})
     result = []
     for task in plan.tasks:
         submission = latest_submission(plan, task.index)
@@ -89,8 +97,10 @@ def task_statuses(plan: Plan, queue: dict[tuple[str, int], str] | None = None
                                      "never submitted"))
             continue
         job = submission["job"]
-        current = record is not None and _job_of(record) == job
-        in_queue = queue.get((job, task.index), "")
+        jobs = submission_jobs(submission) or {job: 0}
+        current = record is not None and _job_of(record) in jobs
+        in_queue = next((queue[(j, task.index - offset)] for j, offset in jobs.items()
+                         if (j, task.index - offset) in queue), "")
         state, reason = _state(submission, record if current else None, in_queue,
                                local_runner_alive(submission))
         seconds = None

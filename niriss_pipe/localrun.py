@@ -66,7 +66,8 @@ class LocalRunner:
         task = self.plan.task(index)
         log = self.plan.folder / "logs" / f"{index}.log"
         env = {**os.environ, "NIRISS_PIPE_JOB": self.job}
-        env.pop("SLURM_ARRAY_TASK_ID", None)
+        for name in ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_JOB_ID", "NIRISS_PIPE_INDEX_OFFSET"):
+            env.pop(name, None)
         started = time.monotonic()
         with open(log, "ab") as out:
             proc = subprocess.Popen(["bash", str(self.plan.folder / TASK_SCRIPT), str(index)],

@@ -29,11 +29,33 @@ def require() -> None:
                         "modules), or run the batch on this machine with --local.")
 
 
-def submit(script: Path, array: str, cwd: Path) -> str:
-    """``sbatch --array=ARRAY SCRIPT``; return the job id."""
+def max_array_size() -> int:
+    """The cluster's MaxArraySize: array indices must stay below it (SLURM's default 1001)."""
+    proc = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True)
+    for line in proc.stdout.splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "MaxArraySize" and value.strip().isdigit():
+            return int(value.strip())
+    return 1001
+
+
+def blocks(indices: list[int], max_array_size: int) -> list[tuple[int, list[int]]]:
+    """Task indices as ``(offset, indices)`` blocks whose array indices (index - offset) run
+    from 1 to below ``max_array_size``: one job array per block."""
+    size = max(1, max_array_size - 1)
+    grouped: dict[int, list[int]] = {}
+    for index in sorted(set(indices)):
+        grouped.setdefault((index - 1) // size * size, []).append(index)
+    return sorted(grouped.items())
+
+
+def submit(script: Path, array: str, cwd: Path, offset: int = 0) -> str:
+    """``sbatch --array=ARRAY SCRIPT`` (tasks = array index + offset); return the job id."""
     require()
-    proc = subprocess.run(["sbatch", "--parsable", f"--array={array}", str(script)],
-                          cwd=cwd, capture_output=True, text=True)
+    args = ["sbatch", "--parsable", f"--array={array}"]
+    if offset:
+        args.append(f"--export=ALL,NIRISS_PIPE_INDEX_OFFSET={offset}")
+    proc = subprocess.run([*args, str(script)], cwd=cwd, capture_output=True, text=True)
     if proc.returncode != 0:
         message = (proc.stderr or proc.stdout).strip()
         raise UserError(f"sbatch refused the job array: {message}",

@@ -1,11 +1,13 @@
 #!/bin/bash
 # niriss-pipe batch task: calwebb_detector1 on one exposure in niriss-pipe:jwst_1584 (charliecloud).
 # Written by niriss-pipe 0.1.0 (build.py batch); the same script runs a SLURM array task
-# (the index is $SLURM_ARRAY_TASK_ID) and a local worker (the index is the first argument):
+# (the index is $SLURM_ARRAY_TASK_ID plus $NIRISS_PIPE_INDEX_OFFSET, for batches larger than
+# the cluster's MaxArraySize) and a local worker or a user (the index is the first argument):
 #     /shared/batches/b1/task.sh INDEX
 # Task INDEX runs line INDEX of inputs.txt. It needs no network: the input folder is mounted at
 # /mnt/0 and the CRDS cache at /crds, read-only, and products go to products/NAME/ (/data).
-# Its state (running, then exit code and times) goes to state/INDEX, its log to logs/INDEX.log.
+# Its state (running, then exit code and times) goes to state/INDEX, its output is appended to
+# logs/INDEX.log.
 # ch-run 0.31 binds read-write: the inputs and the cache stay unchanged because the image sets
 # CRDS_READONLY_CACHE=1 and strun writes only to --output_dir; the image itself is mounted read-
 # only
@@ -13,7 +15,13 @@ set -uo pipefail
 
 batch=/shared/batches/b1
 cache=/shared/crds_cache
-index=${1:-${SLURM_ARRAY_TASK_ID:-}}
+if [ -n "${1:-}" ]; then
+    index=$1
+elif [ -n "${SLURM_ARRAY_TASK_ID:-}" ]; then
+    index=$((SLURM_ARRAY_TASK_ID + ${NIRISS_PIPE_INDEX_OFFSET:-0}))
+else
+    index=
+fi
 job=${SLURM_ARRAY_JOB_ID:+${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}}
 job=${job:-${NIRISS_PIPE_JOB:-local}}
 host=$(hostname)
@@ -32,6 +40,7 @@ write_state() {  # STATE EXIT STARTED [ENDED]: replaced atomically, read by batc
 [[ "$index" =~ ^[0-9]+$ ]] || { echo "usage: $0 INDEX (1..2)" >&2; exit 2; }
 input=$(sed -n "${index}p" "$batch/inputs.txt")
 [ -n "$input" ] || { echo "task.sh: no task $index (the batch has 2)" >&2; exit 2; }
+exec >>"$batch/logs/$index.log" 2>&1
 input_dir=$(dirname "$input")
 input_name=$(basename "$input")
 name=${input_name%.fits}

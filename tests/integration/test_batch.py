@@ -99,6 +99,9 @@ def docker_batch(area, exposures, synthetic_cache, default_image) -> Path:
     proc = submit(default_image, [str(exposures / "*.fits")], out, synthetic_cache,
                   "--throttle", "2", "--time", "10")
     assert "submitted SLURM job" in proc.stdout
+    # CI's MaxArraySize is 3 (.ci/install-slurm): four tasks go as two arrays of two.
+    jobs = json.loads((out / "batch.json").read_text())["submissions"][0]["jobs"]
+    assert sorted(jobs.values()) == [0, 2], jobs
     waited = cli("batch", "wait", str(out), check=False)
     assert waited.returncode == 1, waited.stdout + waited.stderr  # one task failed
     return out
@@ -184,18 +187,21 @@ def test_local_workers_give_the_same_outputs_as_slurm(area, exposures, synthetic
 
 def test_scancel_stops_the_containers(area, exposures, synthetic_cache, default_image):
     out = area / "cancel-batch"
-    proc = submit(default_image, [str(exposures / name) for name in GOOD], out,
-                  synthetic_cache)
-    job = proc.stdout.split("submitted SLURM job ")[1].split(":")[0]
+    submit(default_image, [str(exposures / name) for name in GOOD], out, synthetic_cache)
+    jobs = list(json.loads((out / "batch.json").read_text())["submissions"][0]["jobs"])
+
+    def ours() -> list[str]:
+        return [name for job in jobs for name in containers(f"niriss-pipe-{job}_")]
+
     deadline = time.monotonic() + 60
-    while len(containers(f"niriss-pipe-{job}_")) < 2 and time.monotonic() < deadline:
+    while len(ours()) < 2 and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert len(containers(f"niriss-pipe-{job}_")) == 2, "two tasks never started"
-    run("scancel", job)
+    assert len(ours()) == 2, "two tasks never started"
+    run("scancel", *jobs)
     deadline = time.monotonic() + 30
-    while containers(f"niriss-pipe-{job}_") and time.monotonic() < deadline:
+    while ours() and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert containers(f"niriss-pipe-{job}_") == []
+    assert ours() == []
     time.sleep(1)
     got = states(out)
     assert sorted(got.values()) == ["killed"] * 3, got

@@ -269,7 +269,8 @@ def test_task_script_fails_cleanly_before_the_container(tmp_path, stand_in):
     plan = make_plan(tmp_path / "b", inputs, cache=tmp_path / "no-cache")
     batch.write_folder(plan)
     proc = run_task(plan, 1, env)
-    assert proc.returncode == 2 and "CRDS cache" in proc.stderr
+    assert proc.returncode == 2
+    assert "error: the CRDS cache" in (plan.folder / "logs" / "1.log").read_text()
     assert batchstate.read_record(plan.folder, 1)["exit"] == 2
     assert not log.exists()  # no container was started
     assert run_task(plan, 7, env).returncode == 2  # no such task: usage, no record
@@ -292,7 +293,8 @@ def test_sigterm_stops_the_container_and_records_killed(tmp_path, stand_in):
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 143, out
-    assert "SIGTERM received, stopping the container" in out
+    log_text = (plan.folder / "logs" / "1.log").read_text()
+    assert "SIGTERM received, stopping the container" in log_text
     assert "docker rm --force niriss-pipe-local-test-1-" in log.read_text()
     assert batchstate.read_record(plan.folder, 1)["state"] == "killed"
 
@@ -329,6 +331,27 @@ def test_states_from_records_and_queue(tmp_path):
         "8 tasks: 1 completed, 1 failed, 2 killed, 1 lost, 1 running, 2 pending")
     assert batch.exit_code(statuses) == 1
     assert not batchstate.is_finished(statuses)
+
+
+def test_large_batches_go_in_blocks_below_max_array_size():
+    from niriss_pipe.slurm import blocks
+
+    assert blocks([1, 2, 3], 1001) == [(0, [1, 2, 3])]
+    assert blocks(list(range(1, 2501)), 1001)[1] == (1000, list(range(1001, 2001)))
+    assert [offset for offset, _ in blocks(list(range(1, 2501)), 1001)] == [0, 1000, 2000]
+    assert blocks([2, 5, 6], 3) == [(0, [2]), (4, [5, 6])]  # array indices 1..2 only
+
+
+def test_states_across_blocks(tmp_path):
+    """One submission as two job arrays (MaxArraySize 3): task = array index + offset."""
+    inputs = files(tmp_path / "in", *(f"jw{i}_nis_uncal.fits" for i in range(1, 5)))
+    plan = make_plan(tmp_path / "b", inputs).with_submission(
+        {"mode": "slurm", "job": "30", "jobs": {"30": 0, "31": 2}, "indices": [1, 2, 3, 4]})
+    record(plan.folder, 1, "done", 0, "30_1")
+    record(plan.folder, 3, "done", 1, "31_1")   # task 3 ran as array index 1 of job 31
+    queue = {("30", 2): "RUNNING", ("31", 2): "PENDING"}
+    got = {s.index: s.state for s in batchstate.task_statuses(plan, queue)}
+    assert got == {1: "completed", 2: "running", 3: "failed", 4: "pending"}
 
 
 def test_exit_codes():
