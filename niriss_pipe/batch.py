@@ -381,6 +381,10 @@ def report(plan: Plan, reporter: Reporter, *, header: bool = True, table: bool |
 
 def status(folder: Path, reporter: Reporter, as_json: bool = False) -> int:
     plan = load_plan(folder)
+    if any(s["mode"] == "slurm" for s in plan.submissions) and not slurm.available():
+        reporter.warn("SLURM's squeue is not on PATH here: tasks that have not recorded an end "
+                      "show as lost or pending from their records alone; ask on the login "
+                      "node for their real state.")
     statuses = batchstate.task_statuses(plan)
     if as_json:
         reporter.say(json.dumps({"folder": str(plan.folder),

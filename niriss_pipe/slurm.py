@@ -69,8 +69,12 @@ def queue(job_ids: set[str]) -> dict[tuple[str, int], str]:
     knows (pending, running, and finished ones within MinJobAge); empty without SLURM."""
     if not job_ids or not available():
         return {}
-    proc = subprocess.run(["squeue", "--noheader", "--array", "--states=all",
-                           "--format=%F|%K|%T"], capture_output=True, text=True)
+    base = ["squeue", "--noheader", "--array", "--states=all", "--format=%F|%K|%T"]
+    proc = subprocess.run([*base, f"--jobs={','.join(sorted(job_ids))}"],
+                          capture_output=True, text=True)
+    if proc.returncode != 0 and "Invalid job id" in proc.stderr:
+        # A job SLURM has forgotten (MinJobAge) makes --jobs fail: ask for everything.
+        proc = subprocess.run(base, capture_output=True, text=True)
     if proc.returncode != 0:
         raise UserError(f"squeue failed: {(proc.stderr or proc.stdout).strip()}",
                         "check that slurmctld answers (sinfo), then ask again.")
