@@ -44,7 +44,7 @@ from .batchplan import (
 )
 from .batchscripts import array_script, array_spec, task_script
 from .errors import UserError
-from .progress import Reporter
+from .progress import Reporter, human_bytes
 
 
 @dataclass(frozen=True)
@@ -149,13 +149,16 @@ def _podman_image(image: str, reporter: Reporter) -> ImageChoice:
         image_id, env = archive_facts(path)
         if shutil.which("podman") and subprocess.run(
                 ["podman", "image", "exists", image_id]).returncode != 0:
-            reporter.say(f"loading {path.name} into podman's image store (once per node)")
+            reporter.say(f"loading {path.name} into podman's image store "
+                         f"({human_bytes(path.stat().st_size)}, once per node) ...")
+            started = time.monotonic()
             proc = subprocess.run(["podman", "load", "--quiet", "--input", str(path)],
                                   capture_output=True, text=True)
             if proc.returncode != 0:
                 raise UserError(f"podman load {path} failed: {proc.stderr.strip()[-600:]}",
                                 "check the archive (python build.py export IMAGE --to "
                                 "docker-archive writes one) and podman's storage.")
+            reporter.say(f"  loaded in {time.monotonic() - started:.0f} s")
         return ImageChoice(image_id, f"sha256:{image_id}", _env_context("\n".join(env)),
                            archive=path.resolve())
     if not shutil.which("podman"):
