@@ -205,8 +205,12 @@ def dry_run_text(plan: Plan, local: bool, indices: list[int] | None = None) -> s
         how = f"# would run here: bash {plan.folder}/{TASK_SCRIPT} INDEX for INDEX in " \
               f"{array_spec(indices, None)}\n"
     else:
-        how = (f"# would submit: sbatch --array={array_spec(indices, plan.slurm.throttle)} "
-               f"{plan.folder}/{ARRAY_SCRIPT}\n# ---- {ARRAY_SCRIPT}\n{array_script(plan)}")
+        how = ""
+        for offset, block in slurm.blocks(indices, slurm.max_array_size()):
+            export = f" --export=ALL,NIRISS_PIPE_INDEX_OFFSET={offset}" if offset else ""
+            array = array_spec([index - offset for index in block], plan.slurm.throttle)
+            how += f"# would submit: sbatch --array={array}{export} {plan.folder}/{ARRAY_SCRIPT}\n"
+        how += f"# ---- {ARRAY_SCRIPT}\n{array_script(plan)}"
     return f"{how}# ---- {TASK_SCRIPT}\n{task_script(plan)}"
 
 
@@ -254,7 +258,7 @@ def submit(request: BatchRequest, reporter: Reporter, *, local: bool = False, wo
     try:
         return _launch(plan, indices, reporter, local=local, workers=workers)
     except UserError:
-        if not (plan.folder / "state").exists() or not any((plan.folder / "state").iterdir()):
+        if not load_plan(plan.folder).submissions:  # nothing went to SLURM: leave no trace
             remove_folder(plan, created)
         raise
 
@@ -280,16 +284,25 @@ def _launch(plan: Plan, indices: list[int], reporter: Reporter, *, local: bool,
         code = report(plan, reporter, header=False)
         return 130 if interrupted else code
     jobs: dict[str, int] = {}  # job id -> index offset
-    arrays = []
+    arrays, submitted = [], []
     try:
         for offset, block in slurm.blocks(indices, slurm.max_array_size()):
             array = array_spec([index - offset for index in block], plan.slurm.throttle)
             jobs[slurm.submit(plan.folder / ARRAY_SCRIPT, array, plan.folder, offset)] = offset
             arrays.append(array if not offset else f"{array} +{offset}")
-    finally:  # what was submitted is recorded even when a later block is refused
-        if jobs:
+            submitted += block
+    except UserError as err:
+        if not jobs:
+            raise UserError(err.what, f"{err.fix} Nothing was submitted.") from None
+        raise UserError(f"{err.what} Tasks {array_spec(submitted, None)} went to SLURM as job"
+                        f"{'s' if len(jobs) > 1 else ''} {', '.join(jobs)}; the other "
+                        f"{len(indices) - len(submitted)} did not.",
+                        f"{err.fix} Then submit the rest with: python build.py batch retry "
+                        f"{_rel(plan.folder)}") from None
+    finally:  # what was submitted is recorded even when a later block is refused; the rest
+        if jobs:  # stays 'never submitted', which batch retry submits
             save_plan(plan.with_submission({"mode": "slurm", "job": next(iter(jobs)),
-                                            "jobs": jobs, "indices": indices, "at": at,
+                                            "jobs": jobs, "indices": submitted, "at": at,
                                             "array": "; ".join(arrays)}))
     names = ", ".join(f"{job} (--array={array})" for job, array in zip(jobs, arrays))
     reporter.say(f"submitted SLURM job{'s' if len(jobs) > 1 else ''} {names}: "

@@ -31,6 +31,8 @@ def require() -> None:
 
 def max_array_size() -> int:
     """The cluster's MaxArraySize: array indices must stay below it (SLURM's default 1001)."""
+    if not shutil.which("scontrol"):
+        return 1001
     proc = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True)
     for line in proc.stdout.splitlines():
         key, _, value = line.partition("=")
@@ -60,7 +62,7 @@ def submit(script: Path, array: str, cwd: Path, offset: int = 0) -> str:
         message = (proc.stderr or proc.stdout).strip()
         raise UserError(f"sbatch refused the job array: {message}",
                         "fix the SLURM option it names (--partition, --time, --mem, --cpus, "
-                        "--sbatch), or ask your site which limits apply; nothing was submitted.")
+                        "--sbatch), or ask your site which limits apply.")
     return proc.stdout.strip().split(";")[0]
 
 

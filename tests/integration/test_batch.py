@@ -234,9 +234,18 @@ def test_submit_errors_name_the_fix_and_write_nothing(area, exposures, synthetic
                   "--runtime", "charliecloud", check=False)
     assert proc.returncode == 2 and "export" in proc.stderr
     assert not out.exists()
+    proc = submit(default_image, [str(exposures / GOOD[0])], out, synthetic_cache,
+                  "--partition", "nosuch", check=False)  # checked by sbatch itself
+    message = " ".join(proc.stderr.split())
+    assert proc.returncode == 2 and "sbatch refused the job array" in message, message
+    assert "invalid partition" in message and "Nothing was submitted." in message
+    assert not out.exists()
     dry = submit(default_image, [str(exposures / "*.fits")], out, synthetic_cache,
                  "--dry-run", "--throttle", "3")
-    assert "# would submit: sbatch --array=1-4%3" in dry.stdout
+    # Four tasks, MaxArraySize 3: two arrays, the second with an index offset.
+    assert "# would submit: sbatch --array=1-2%3 /" in dry.stdout
+    assert "# would submit: sbatch --array=1-2%3 --export=ALL,NIRISS_PIPE_INDEX_OFFSET=2 /" \
+        in dry.stdout
     assert "#SBATCH --output=" in dry.stdout and "docker run --rm --init" in dry.stdout
     assert not out.exists()
 

@@ -419,3 +419,34 @@ def test_local_run_is_seen_running_from_outside_and_cancel_stops_it(tmp_path, st
     retry = cli("batch", "retry", str(out), "--local", "--dry-run", env=env).stdout
     assert "would retry" in retry and "jw02slow_nis_uncal.fits" in retry
     assert "apptainer exec --containall" in log.read_text()
+
+
+def test_a_refused_later_block_keeps_what_was_submitted(tmp_path, monkeypatch):
+    """sbatch accepts the first array and refuses the second: the folder stays, the record
+    holds only the submitted tasks, and the rest are 'never submitted' for retry."""
+    from niriss_pipe import slurm
+
+    calls = []
+
+    def fake_submit(script, array, cwd, offset=0):
+        calls.append((array, offset))
+        if offset:
+            raise UserError("sbatch refused the job array: QOSMaxSubmitJobPerUserLimit")
+        return "77"
+
+    monkeypatch.setattr(slurm, "require", lambda: None)
+    monkeypatch.setattr(slurm, "max_array_size", lambda: 3)
+    monkeypatch.setattr(slurm, "submit", fake_submit)
+    monkeypatch.setattr(slurm, "queue", lambda jobs: {("77", 1): "PENDING", ("77", 2): "PENDING"})
+    plan = make_plan(tmp_path / "b", files(tmp_path / "in", *(f"jw{i}_nis_uncal.fits"
+                                                            for i in range(1, 5))))
+    batch.write_folder(plan)
+    with pytest.raises(UserError, match="QOSMaxSubmitJobPerUserLimit") as err:
+        batch._launch(plan, [1, 2, 3, 4], batch.Reporter(), local=False, workers=1)
+    assert "Tasks 1-2 went to SLURM as job 77; the other 2 did not." in err.value.what
+    assert "batch retry" in err.value.fix
+    assert calls == [("1-2", 0), ("1-2", 2)]
+    saved = load_plan(plan.folder)
+    assert [(s["jobs"], s["indices"]) for s in saved.submissions] == [({"77": 0}, [1, 2])]
+    statuses = batchstate.task_statuses(saved)
+    assert [(s.state, s.reason) for s in statuses][2:] == [("pending", "never submitted")] * 2
