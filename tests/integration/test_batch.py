@@ -8,6 +8,7 @@ Never skipped: without sbatch, ch-run or a Docker Engine these fail, because CI 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -269,3 +270,45 @@ def test_array_under_podman_loads_the_archive_and_gives_the_same_products(
         assert np.array_equal(sci, same)
     names = run("podman", "ps", "--all", "--format", "{{.Names}}").stdout.split()
     assert [name for name in names if name.startswith("niriss-pipe-")] == []
+
+
+# A stand-in for apptainer (not installable here): under real SLURM it shows how a task that
+# outlives --time is reported; the exposure named *slow* sleeps until SLURM's limit.
+STAND_IN_APPTAINER = r"""#!/bin/bash
+products= input=
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --bind) case "$2" in *:/data) products=${2%:/data} ;; esac; shift ;;
+        /mnt/0/*) input=$1 ;;
+    esac
+    shift
+done
+case "$input" in *slow*) exec sleep 600 ;; esac
+echo product >"$products/$(basename "$input" _uncal.fits)_rate.fits"
+"""
+
+
+def test_time_limit_is_reported_as_killed_with_slurms_reason(area, tmp_path, monkeypatch):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "apptainer").write_text(STAND_IN_APPTAINER)
+    (bin_dir / "apptainer").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")  # sbatch passes it on
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for name in ("jw09001slow_nis_uncal.fits", "jw09002_nis_uncal.fits"):
+        (raw / name).write_text("SIMPLE")
+    cache = tmp_path / "cache"
+    (cache / "mappings" / "jwst").mkdir(parents=True)
+    (cache / "mappings" / "jwst" / SYNTHETIC).write_text("")
+    (tmp_path / "image.sif").write_text("a SIF stand-in")
+    out = area / "time-limit-batch"
+    cli("batch", "submit", str(tmp_path / "image.sif"), "calwebb_detector1",
+        str(raw / "*.fits"), "-o", str(out), "--cache", str(cache), "--context", SYNTHETIC,
+        "--runtime", "apptainer", "--time", "1")  # one minute: the shortest SLURM allows
+    waited = cli("batch", "wait", str(out), "--timeout", "300", check=False)
+    assert waited.returncode == 1, waited.stdout
+    assert states(out) == {"jw09001slow_nis_uncal.fits": "killed",
+                           "jw09002_nis_uncal.fits": "completed"}
+    assert "DUE TO TIME LIMIT" in " ".join(waited.stdout.split())
+    assert (out / "products" / "jw09002_nis" / "jw09002_nis_rate.fits").is_file()
