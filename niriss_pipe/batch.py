@@ -9,6 +9,7 @@ complete, ``cancel`` stops the batch's jobs (their tasks stop their containers).
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import os
 import re
@@ -18,7 +19,7 @@ import socket
 import subprocess
 import tarfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import batchstate, slurm
@@ -44,7 +45,8 @@ from .batchplan import (
 )
 from .batchscripts import array_script, array_spec, task_script
 from .errors import UserError
-from .progress import Reporter, human_bytes
+from .export import env_value, image_facts
+from .progress import Reporter, human_bytes, short_path
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,6 @@ def choose_image(runtime: str, image: str, reporter: Reporter) -> ImageChoice:
     path = Path(image)
     if runtime == "docker":
         from .engine import Engine
-        from .export import image_facts
 
         facts = image_facts(Engine(reporter), image)
         return ImageChoice(facts.id, facts.id, facts.env_value("CRDS_CONTEXT") or None)
@@ -86,9 +87,10 @@ def choose_image(runtime: str, image: str, reporter: Reporter) -> ImageChoice:
                                 "ch/environment).", f"export one: python build.py export IMAGE "
                                 f"--to dir -o {image}")
             env = (path / "ch" / "environment").read_text()
-            return ImageChoice(str(path.resolve()), "", _env_context(env))
+            return ImageChoice(str(path.resolve()), "", _env_context(env.splitlines()))
         if path.is_file() and _magic(path) == b"hsqs":
-            return ImageChoice(str(path.resolve()), "", _env_context(_sqfs_environment(path)))
+            return ImageChoice(str(path.resolve()), "",
+                               _env_context(_sqfs_environment(path).splitlines()))
         raise UserError(f"'{image}' is not a Charliecloud image (a folder or a .sqfs file).",
                         f"export the Docker image first: python build.py export {image} --to "
                         "squashfs (one file on the shared file system), then give that file.")
@@ -105,11 +107,9 @@ def _magic(path: Path) -> bytes:
         return stream.read(4)
 
 
-def _env_context(environment: str) -> str | None:
-    for line in environment.splitlines():
-        if line.startswith("CRDS_CONTEXT="):
-            return line.split("=", 1)[1] or None
-    return None
+def _env_context(items) -> str | None:
+    """CRDS_CONTEXT among an image's ``KEY=VALUE`` environment items, or None."""
+    return env_value(items, "CRDS_CONTEXT") or None
 
 
 def _sqfs_environment(path: Path) -> str:
@@ -137,8 +137,6 @@ def archive_facts(path: Path) -> tuple[str, list[str]]:
     except (OSError, tarfile.TarError, KeyError, ValueError, IndexError, AttributeError) as exc:
         raise UserError(f"{path} is not a docker-archive or OCI archive ({exc}).",
                         "export one: python build.py export IMAGE --to docker-archive") from None
-    import hashlib
-
     config = json.loads(config_bytes)
     return hashlib.sha256(config_bytes).hexdigest(), config.get("config", {}).get("Env") or []
 
@@ -159,7 +157,7 @@ def _podman_image(image: str, reporter: Reporter) -> ImageChoice:
                                 "check the archive (python build.py export IMAGE --to "
                                 "docker-archive writes one) and podman's storage.")
             reporter.say(f"  loaded in {time.monotonic() - started:.0f} s")
-        return ImageChoice(image_id, f"sha256:{image_id}", _env_context("\n".join(env)),
+        return ImageChoice(image_id, f"sha256:{image_id}", _env_context(env),
                            archive=path.resolve())
     if not shutil.which("podman"):
         raise UserError("the podman runtime needs podman on PATH here, or an image archive.",
@@ -173,7 +171,7 @@ def _podman_image(image: str, reporter: Reporter) -> ImageChoice:
                         f"{image} --to docker-archive -o image.tar, then pass image.tar.")
     image_id, _, env = proc.stdout.strip().partition("|")
     return ImageChoice(image_id, f"sha256:{image_id}",
-                       _env_context("\n".join(json.loads(env or "[]") or [])))
+                       _env_context(json.loads(env or "[]") or []))
 
 
 # -- submit ----------------------------------------------------------------------------------------
@@ -199,6 +197,13 @@ def plan_batch(request: BatchRequest, reporter: Reporter) -> Plan:
                 strun_args=tuple(request.strun_args), slurm=options, archive=image.archive)
 
 
+def slurm_arrays(plan: Plan, indices: list[int]) -> list[tuple[int, list[int], str]]:
+    """``(offset, task indices, --array spec)`` per job array: one array per MaxArraySize
+    block, its array indices being the task indices minus the offset."""
+    return [(offset, block, array_spec([index - offset for index in block], plan.slurm.throttle))
+            for offset, block in slurm.blocks(indices, slurm.max_array_size())]
+
+
 def dry_run_text(plan: Plan, local: bool, indices: list[int] | None = None) -> str:
     indices = indices or [task.index for task in plan.tasks]
     if local:
@@ -206,9 +211,8 @@ def dry_run_text(plan: Plan, local: bool, indices: list[int] | None = None) -> s
               f"{array_spec(indices, None)}\n"
     else:
         how = ""
-        for offset, block in slurm.blocks(indices, slurm.max_array_size()):
+        for offset, _, array in slurm_arrays(plan, indices):
             export = f" --export=ALL,NIRISS_PIPE_INDEX_OFFSET={offset}" if offset else ""
-            array = array_spec([index - offset for index in block], plan.slurm.throttle)
             how += f"# would submit: sbatch --array={array}{export} {plan.folder}/{ARRAY_SCRIPT}\n"
         how += f"# ---- {ARRAY_SCRIPT}\n{array_script(plan)}"
     return f"{how}# ---- {TASK_SCRIPT}\n{task_script(plan)}"
@@ -286,8 +290,7 @@ def _launch(plan: Plan, indices: list[int], reporter: Reporter, *, local: bool,
     jobs: dict[str, int] = {}  # job id -> index offset
     arrays, submitted = [], []
     try:
-        for offset, block in slurm.blocks(indices, slurm.max_array_size()):
-            array = array_spec([index - offset for index in block], plan.slurm.throttle)
+        for offset, block, array in slurm_arrays(plan, indices):
             jobs[slurm.submit(plan.folder / ARRAY_SCRIPT, array, plan.folder, offset)] = offset
             arrays.append(array if not offset else f"{array} +{offset}")
             submitted += block
@@ -298,7 +301,7 @@ def _launch(plan: Plan, indices: list[int], reporter: Reporter, *, local: bool,
                         f"{'s' if len(jobs) > 1 else ''} {', '.join(jobs)}; the other "
                         f"{len(indices) - len(submitted)} did not.",
                         f"{err.fix} Then submit the rest with: python build.py batch retry "
-                        f"{_rel(plan.folder)}") from None
+                        f"{short_path(plan.folder)}") from None
     finally:  # what was submitted is recorded even when a later block is refused; the rest
         if jobs:  # stays 'never submitted', which batch retry submits
             save_plan(plan.with_submission({"mode": "slurm", "job": next(iter(jobs)),
@@ -307,7 +310,7 @@ def _launch(plan: Plan, indices: list[int], reporter: Reporter, *, local: bool,
     names = ", ".join(f"{job} (--array={array})" for job, array in zip(jobs, arrays))
     reporter.say(f"submitted SLURM job{'s' if len(jobs) > 1 else ''} {names}: "
                  f"{len(indices)} tasks, {plan.pipeline} in {plan.image} ({plan.runtime})")
-    reporter.say(f"  follow it: python build.py batch status {_rel(plan.folder)}   "
+    reporter.say(f"  follow it: python build.py batch status {short_path(plan.folder)}   "
                  f"(or: batch wait)")
     return 0
 
@@ -315,15 +318,8 @@ def _launch(plan: Plan, indices: list[int], reporter: Reporter, *, local: bool,
 def _finished(plan: Plan) -> Plan:
     """The plan as others will see it once this local run has returned (its process no
     longer counts as running its tasks)."""
-    from dataclasses import replace
-
     return replace(plan, submissions=tuple({**s, "pid": 0} if s.get("pid") == os.getpid()
                                            else s for s in plan.submissions))
-
-
-def _rel(path: Path) -> str:
-    relative = os.path.relpath(path)
-    return relative if not relative.startswith("..") else str(path)
 
 
 # -- status, wait, retry, cancel -----------------------------------------------------------------
@@ -370,7 +366,7 @@ def report(plan: Plan, reporter: Reporter, *, header: bool = True, table: bool |
     if header:
         jobs = ", ".join(job for s in plan.submissions
                          for job in batchstate.submission_jobs(s)) or "none"
-        reporter.say(f"batch {_rel(plan.folder)}: {plan.pipeline} in {plan.image} "
+        reporter.say(f"batch {short_path(plan.folder)}: {plan.pipeline} in {plan.image} "
                      f"({plan.runtime}), {len(plan.tasks)} tasks; jobs: {jobs}")
     show_all = table if table is not None else (reporter.verbose or len(statuses) <= 30)
     rows = [s for s in statuses if show_all or s.state != "completed"]
@@ -388,10 +384,11 @@ def report(plan: Plan, reporter: Reporter, *, header: bool = True, table: bool |
     for s in bad:
         error = (slurm_message(plan, s) if s.state != "failed" else "") or last_error(s.log)
         detail = f"exit {s.exit}" if s.state == "failed" else s.reason
-        reporter.say(f"  {s.state}: {s.name} (task {s.index}, {detail}); log {_rel(s.log)}"
+        reporter.say(f"  {s.state}: {s.name} (task {s.index}, {detail}); log {short_path(s.log)}"
                      + (f"\n      {error}" if error else ""))
     if bad and batchstate.is_finished(statuses):
-        reporter.say(f"rerun only these with: python build.py batch retry {_rel(plan.folder)}")
+        reporter.say("rerun only these with: python build.py batch retry "
+                     f"{short_path(plan.folder)}")
     return exit_code(statuses)
 
 
@@ -412,7 +409,6 @@ def status(folder: Path, reporter: Reporter, as_json: bool = False) -> int:
 
 def wait(folder: Path, reporter: Reporter, timeout: float | None = None,
          poll: float = 3.0) -> int:
-    plan = load_plan(folder)
     started = time.monotonic()
     last = ""
     while True:
@@ -434,10 +430,8 @@ def retry(folder: Path, reporter: Reporter, *, local: bool = False, workers: int
           dry_run: bool = False) -> int:
     plan = load_plan(folder)
     statuses = batchstate.task_statuses(plan)
-    going = [s for s in statuses if s.state in ("running", "pending")
-             and s.reason != "never submitted"]
-    todo = [s.index for s in statuses if s.state in batchstate.FINISHED_BAD
-            or s.reason == "never submitted"]
+    going = [s for s in statuses if s.in_flight]
+    todo = [s.index for s in statuses if s.needs_submission]
     if not todo:
         reporter.say(f"nothing to retry: {batchstate.summary(statuses)}")
         return exit_code(statuses)
@@ -459,7 +453,7 @@ def cancel(folder: Path, reporter: Reporter) -> int:
     plan = load_plan(folder)
     statuses = batchstate.task_statuses(plan)
     active = {batchstate.latest_submission(plan, s.index)["job"] for s in statuses
-              if s.state in ("running", "pending") and s.reason != "never submitted"}
+              if s.in_flight}
     jobs = [job for s in plan.submissions if s["mode"] == "slurm" and s["job"] in active
             for job in batchstate.submission_jobs(s)]
     local = [s for s in plan.submissions if s["job"] in active and s["mode"] == "local"]
@@ -474,8 +468,6 @@ def cancel(folder: Path, reporter: Reporter) -> int:
     slurm.cancel(jobs)
     submissions = tuple({**s, "cancelled": True} if s["job"] in active else s
                         for s in plan.submissions)
-    from dataclasses import replace
-
     save_plan(replace(plan, submissions=submissions))
     reporter.say(f"cancelled SLURM job{'s' if len(jobs) > 1 else ''} {', '.join(jobs)}; "
                  "running tasks stop their containers and record 'killed'")

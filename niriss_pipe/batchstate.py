@@ -35,6 +35,21 @@ class TaskStatus:
     log: Path
     reason: str = ""
 
+    @property
+    def submitted(self) -> bool:
+        """Some submission includes this task (every state but a never-submitted pending)."""
+        return bool(self.job)
+
+    @property
+    def in_flight(self) -> bool:
+        """Submitted and not ended: SLURM or a local run still has it."""
+        return self.submitted and self.state in ("running", "pending")
+
+    @property
+    def needs_submission(self) -> bool:
+        """What retry submits: ended without completing, or never submitted."""
+        return self.state in FINISHED_BAD or not self.submitted
+
     def as_dict(self) -> dict:
         return {"index": self.index, "input": self.name, "state": self.state, "exit": self.exit,
                 "seconds": self.seconds, "job": self.job, "host": self.host,

@@ -76,8 +76,13 @@ class ImageFacts:
         return self.tags[0] if self.tags else ""
 
     def env_value(self, key: str, default: str = "") -> str:
-        values = dict(item.split("=", 1) for item in self.env if "=" in item)
-        return values.get(key, default)
+        return env_value(self.env, key, default)
+
+
+def env_value(items, key: str, default: str = "") -> str:
+    """The value of ``key`` among ``KEY=VALUE`` items (an image's ENV, /ch/environment lines)."""
+    values = dict(item.split("=", 1) for item in items if "=" in item)
+    return values.get(key, default)
 
 
 # -- options -----------------------------------------------------------------------------------

@@ -13,10 +13,9 @@ import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 from .batchplan import TASK_SCRIPT, Plan
-from .progress import Reporter
+from .progress import Reporter, short_path
 
 
 class LocalRunner:
@@ -27,23 +26,21 @@ class LocalRunner:
         self.stopping = False
         self.done = 0
 
-    def run(self, indices: list[int]) -> dict[int, int]:
-        """Run the tasks; return ``{index: exit code}``."""
-        results: dict[int, int] = {}
+    def run(self, indices: list[int]) -> None:
+        """Run the tasks; each records its outcome in state/INDEX."""
         total = len(indices)
         self.reporter.say(f"running {total} tasks here, {self.workers} at a time "
                           f"(logs in {self.plan.folder}/logs/)")
         pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="task")
-        futures = {index: pool.submit(self._one, index, total) for index in indices}
+        futures = [pool.submit(self._one, index, total) for index in indices]
         try:
-            for index, future in futures.items():
-                results[index] = future.result()
+            for future in futures:
+                future.result()
         except KeyboardInterrupt:
             self.stop()
             pool.shutdown(wait=True, cancel_futures=True)
             raise
         pool.shutdown(wait=True)
-        return results
 
     def stop(self) -> None:
         """SIGTERM to every running task script: each stops its container and records it."""
@@ -80,12 +77,8 @@ class LocalRunner:
                 del self.running[index]
                 self.done += 1
                 done = self.done
-        outcome = "ok" if code == 0 else f"FAILED (exit {code}, {_short(log)})"
+        outcome = "ok" if code == 0 else f"FAILED (exit {code}, {short_path(log)})"
         self.reporter.say(f"  [{done}/{total}] task {index} {task.name}: {outcome} "
                           f"{time.monotonic() - started:.1f} s")
         return code
 
-
-def _short(path: Path) -> str:
-    relative = os.path.relpath(path)
-    return relative if not relative.startswith("../..") else str(path)

@@ -6,6 +6,7 @@ so quiet/verbose is decided in one place.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import time
@@ -24,6 +25,12 @@ def failure_excerpt(lines: list[str], at_most: int = 25) -> list[str]:
     # All error reports when they fit, else the last one from its first line.
     first = starts[0] if len(lines) - starts[0] <= at_most else starts[-1]
     return lines[first:first + at_most] + (["..."] if first + at_most < len(lines) else [])
+
+
+def short_path(path) -> str:
+    """``path`` relative to the current folder when it lies below it, else absolute."""
+    relative = os.path.relpath(path)
+    return relative if not relative.startswith("..") else str(path)
 
 
 class Reporter:
