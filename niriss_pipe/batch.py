@@ -182,9 +182,6 @@ def plan_batch(request: BatchRequest, reporter: Reporter) -> Plan:
     context = check_context(request.context)
     options = check_slurm(request.slurm)
     folder = check_folder(request.output)
-    if re.search(r"[\s%]", str(folder)):
-        raise UserError(f"the output folder {folder} has a space or '%' in its path, which "
-                        "#SBATCH --output cannot carry.", "give -o a path without them.")
     tasks = make_tasks(expand_inputs(list(request.inputs)))
     image = choose_image(runtime, request.image, reporter)
     effective = context or image.context

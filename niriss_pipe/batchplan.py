@@ -241,6 +241,9 @@ def check_folder(folder: Path) -> Path:
     if not folder.parent.is_dir():
         raise UserError(f"the parent of the output folder ({folder.parent}) does not exist.",
                         "create it first, or give -o a path in an existing folder.")
+    if re.search(r"[\s%]", str(folder)):
+        raise UserError(f"the output folder {folder} has a space or '%' in its path, which "
+                        "#SBATCH --output cannot carry.", "give -o a path without them.")
     return folder
 
 

@@ -109,6 +109,8 @@ def test_output_folder_must_be_new_or_empty(tmp_path):
         check_folder(tmp_path / "full")
     with pytest.raises(UserError, match="does not exist"):
         check_folder(tmp_path / "no" / "such" / "parent")
+    with pytest.raises(UserError, match="space or '%'"):
+        check_folder(tmp_path / "my batch")
 
 
 def test_array_spec_collapses_runs_and_throttles():
