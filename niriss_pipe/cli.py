@@ -202,12 +202,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args, reporter) or 0
     except UserError as err:
-        print(f"error: {err.paragraph()}", file=sys.stderr)
+        print(f"error: {err.display(_terminal_width(sys.stderr))}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
         print("interrupted: nothing half-done was kept (tags move and cache files take their "
               "names only when complete)", file=sys.stderr)
         return 130
+
+
+def _terminal_width(stream) -> int | None:
+    """Wrap messages for a terminal only; pipes and logs get whole lines to grep."""
+    import shutil
+
+    return shutil.get_terminal_size().columns - len("error: ") if stream.isatty() else None
 
 
 def _validate(args, reporter: Reporter) -> int:

@@ -19,15 +19,24 @@ class UserError(Exception):
         super().__init__(self.paragraph())
 
     def paragraph(self) -> str:
-        """The message wrapped as one paragraph; anything after a newline in ``fix`` (a log
-        excerpt) follows verbatim."""
+        """The message as one unwrapped line (what scripts and tests match on); anything after
+        a newline in ``fix`` (a log excerpt) follows verbatim."""
         fix, _, detail = self.fix.partition("\n")
         parts = [f"{self.where}: {self.what}" if self.where else self.what]
         if fix:
             parts.append(f"Fix: {fix}")
-        text = textwrap.fill(" ".join(parts), width=100, break_long_words=False,
-                             break_on_hyphens=False)
+        text = " ".join(parts)
         return f"{text}\n{detail}" if detail else text
+
+    def display(self, width: int | None = None) -> str:
+        """The paragraph for a reader: wrapped at ``width`` (a terminal's), whole otherwise."""
+        text = self.paragraph()
+        if not width:
+            return text
+        head, newline, detail = text.partition("\n")
+        wrapped = textwrap.fill(head, width=max(40, width), break_long_words=False,
+                                break_on_hyphens=False)
+        return wrapped + newline + detail
 
 
 class SpecError(UserError):

@@ -1,0 +1,164 @@
+"""Grammars of the places user values land: Docker references, Debian package names, PEP 508
+requirements, URLs, git refs, SLURM values, bind-mount paths, CRDS context names.
+
+Every check matches the *whole* string with ASCII-only classes (``re.fullmatch`` and
+``re.ASCII``: no ``$`` that lets a trailing newline through, no ``\\d`` that takes Arabic-Indic
+digits). Each ``is_*`` returns a bool; callers raise the error that names their field.
+"""
+
+from __future__ import annotations
+
+import re
+
+A = re.ASCII
+
+# -- CRDS ------------------------------------------------------------------------------------
+PMAP = re.compile(r"jwst_([0-9]{4})\.pmap", A)
+PMAP_STEM = re.compile(r"jwst_([0-9]{4})(?:\.pmap)?", A)  # with or without the suffix
+NIRISS_IMAP = re.compile(r"jwst_niriss_([0-9]{4})\.imap", A)
+
+# -- versions ----------------------------------------------------------------------------------
+DOTTED_VERSION = re.compile(r"[0-9]+(?:\.[0-9]+)*", A)
+PYTHON_VERSION = re.compile(r"3\.[0-9]{1,2}(?:\.[0-9]{1,3})?", A)
+
+# -- Docker image references (distribution/reference's grammar) ---------------------------------
+_ALNUM = r"[a-z0-9]+"
+_SEPARATOR = r"(?:[._]|__|-+)"
+_PATH_COMPONENT = rf"{_ALNUM}(?:{_SEPARATOR}{_ALNUM})*"
+_REMOTE_NAME = rf"{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*"
+_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9A-Fa-f:]+\])(?::[0-9]+)?"
+_TAG = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
+_DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
+REPOSITORY = re.compile(rf"(?:{_DOMAIN}/)?{_REMOTE_NAME}", A)
+TAG = re.compile(_TAG, A)
+REFERENCE = re.compile(rf"(?P<name>(?:{_DOMAIN}/)?{_REMOTE_NAME})(?::(?P<tag>{_TAG}))?"
+                       rf"(?:@(?P<digest>{_DIGEST}))?", A)
+NAME_MAX = 255  # distribution/reference: NameTotalLengthMax
+
+# -- Debian packages (Debian policy 5.6.1 and 5.6.12) ----------------------------------------
+DEBIAN_PACKAGE = re.compile(r"[a-z0-9][a-z0-9+.-]+"
+                            r"(?:=(?:[0-9]+:)?[0-9][A-Za-z0-9.+~-]*(?::[A-Za-z0-9.+~-]+)*)?", A)
+
+# -- URLs: RFC 3986 characters less those that quote or expand somewhere ($ ' " ` \ and space) ---
+URL = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*)://(?P<rest>[A-Za-z0-9._~:/?#\[\]@!&()*+,;=%-]+)",
+                 A)
+
+# -- git refs (git check-ref-format) ------------------------------------------------------------
+FULL_COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}", A)
+_REF_COMPONENT = r"[A-Za-z0-9_+=][A-Za-z0-9_+=.-]*"
+GIT_REF = re.compile(rf"{_REF_COMPONENT}(?:/{_REF_COMPONENT})*", A)
+# Names that are branches (or move like them) in every repository that has them.
+MOVING_REFS = frozenset({"HEAD", "FETCH_HEAD", "ORIG_HEAD", "main", "master", "develop",
+                         "development", "dev", "trunk", "latest", "stable", "nightly"})
+
+# -- SLURM ---------------------------------------------------------------------------------------
+SLURM_NAME = re.compile(r"[A-Za-z0-9_.+-]+", A)  # partition, account, qos, job name
+SLURM_NAMES = re.compile(r"[A-Za-z0-9_.+-]+(?:,[A-Za-z0-9_.+-]+)*", A)  # a list, e.g. partitions
+SLURM_TIME = re.compile(r"[0-9]+|[0-9]+:[0-9]{2}|[0-9]+:[0-9]{2}:[0-9]{2}|[0-9]+-[0-9]+"
+                        r"|[0-9]+-[0-9]+:[0-9]{2}|[0-9]+-[0-9]+:[0-9]{2}:[0-9]{2}", A)
+SLURM_MEMORY = re.compile(r"[0-9]+[KMGT]?", A)
+
+# -- identifiers ---------------------------------------------------------------------------------
+DOTTED_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*", A)
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Characters a bind-mount source cannot hold: ':' splits docker -v, apptainer --bind and ch-run
+# --bind; ',' splits apptainer's bind list and docker --mount.
+_MOUNT_BREAKERS = re.compile(r"[:,\x00-\x1f\x7f]")
+
+
+def full(pattern: re.Pattern, value) -> bool:
+    """True when ``value`` is a str and ``pattern`` matches all of it."""
+    return isinstance(value, str) and pattern.fullmatch(value) is not None
+
+
+def has_control(value: str) -> bool:
+    """A newline, tab, escape or other control character anywhere in ``value``."""
+    return bool(_CONTROL.search(value))
+
+
+def is_pmap(value) -> bool:
+    return full(PMAP, value)
+
+
+def normalise_pmap(value: str) -> str | None:
+    """``jwst_1584`` or ``jwst_1584.pmap`` -> ``jwst_1584.pmap``; None when neither."""
+    match = PMAP_STEM.fullmatch(value) if isinstance(value, str) else None
+    return f"jwst_{match.group(1)}.pmap" if match else None
+
+
+def is_repository(value) -> bool:
+    """A Docker repository name (``niriss-pipe``, ``registry:5000/team/niriss``)."""
+    return full(REPOSITORY, value) and len(value) <= NAME_MAX
+
+
+def is_tag(value) -> bool:
+    return full(TAG, value)
+
+
+def is_reference(value) -> bool:
+    """A Docker image reference: ``name[:tag][@digest]``, the name at most 255 characters."""
+    match = REFERENCE.fullmatch(value) if isinstance(value, str) else None
+    return match is not None and len(match.group("name")) <= NAME_MAX
+
+
+def is_pinned_reference(value) -> bool:
+    match = REFERENCE.fullmatch(value) if isinstance(value, str) else None
+    return match is not None and bool(match.group("digest"))
+
+
+def is_debian_package(value) -> bool:
+    return full(DEBIAN_PACKAGE, value)
+
+
+def pip_requirement_problem(value) -> str | None:
+    """Why ``value`` is not one PEP 508 requirement (None when it is), via ``packaging``."""
+    if not isinstance(value, str) or not value.strip():
+        return "it is empty"
+    if has_control(value):
+        return "it holds a control character (a newline, tab or escape)"
+    if value != value.strip():
+        return "it has leading or trailing spaces"
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    try:
+        Requirement(value)
+    except InvalidRequirement as exc:
+        return str(exc).splitlines()[0]
+    return None
+
+
+def is_url(value, schemes: tuple[str, ...] = ("http", "https")) -> bool:
+    match = URL.fullmatch(value) if isinstance(value, str) else None
+    return match is not None and match.group("scheme") in schemes
+
+
+def is_git_ref(value) -> bool:
+    """A name ``git check-ref-format`` accepts (one level or more), or a commit id."""
+    if not full(GIT_REF, value):
+        return False
+    return not (".." in value or value.endswith((".", ".lock")) or "@{" in value
+                or value == "@" or "/." in value)
+
+
+def is_full_commit(value) -> bool:
+    return full(FULL_COMMIT, value)
+
+
+def is_moving_ref(value: str) -> bool:
+    """A branch-like name that is never a pin: HEAD, main, refs/heads/..., origin/..."""
+    return (value in MOVING_REFS or value.startswith(("refs/heads/", "refs/remotes/", "origin/"))
+            or value.endswith("HEAD"))
+
+
+def mount_source_problem(path: str) -> str | None:
+    """Why a host path cannot be a bind-mount source for every runtime (None when it can)."""
+    found = _MOUNT_BREAKERS.search(path)
+    if found is None:
+        return None
+    char = found.group()
+    shown = {"\n": "a newline", "\t": "a tab"}.get(char, f"'{char}'" if char.isprintable()
+                                                      else f"the control character {char!r}")
+    return f"it holds {shown}, which breaks the bind-mount syntax of docker, podman, ch-run " \
+           "or apptainer"
