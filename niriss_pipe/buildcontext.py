@@ -58,10 +58,13 @@ class BuildContext:
         self.write_tar(buffer)
         return buffer.getvalue()
 
-    def digest(self, base_id: str) -> str:
-        """sha256 hex of everything that decides the image's content."""
+    def digest(self, base_id: str, extra: str = "") -> str:
+        """sha256 hex of everything that decides the image's content (``extra``: build
+        settings outside the context that change the image, such as its creation time)."""
         h = hashlib.sha256()
         h.update(base_id.encode() + b"\0")
+        if extra:
+            h.update(extra.encode() + b"\0")
         for name in sorted(self.files):
             h.update(name.encode() + b"\0" + hashlib.sha256(self.files[name]).digest())
         for name in sorted(self.disk):

@@ -10,23 +10,27 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import re
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import grammar
 from . import lock as locking
 from . import render as rendering
 from .base import resolve as resolve_base
 from .buildcontext import BuildContext, DiskFile, make_context
 from .crdscache import DEFAULT_CACHE, resolve_imap
 from .engine import Engine
-from .errors import EngineError
+from .errors import EngineError, UserError
 from .network import find_ca_bundle, proxy_buildargs
 from .spec import ImageSpec
 from .sync import DEFAULT_SERVER, SyncRequest, sync
 
 REPO_DIR = Path(__file__).resolve().parent.parent
+PROJECT_URL = "https://github.com/niriss-pipe/niriss-pipe"
+ENVIRONMENT_STAGE = "environment"  # the build stage that makes the Python environment
 
 
 @dataclass
@@ -51,8 +55,24 @@ class BuildResult:
     notes: list[str] = field(default_factory=list)
 
 
-def content_tag(context: BuildContext, base_id: str) -> str:
-    return f"content-{context.digest(base_id)[:16]}"
+def content_tag(context: BuildContext, base_id: str, epoch: str | None = None) -> str:
+    """``content-<16 hex>``: the build context, the base image and SOURCE_DATE_EPOCH (it sets
+    the image's ``created`` label, so an image made under another epoch is another image)."""
+    extra = f"SOURCE_DATE_EPOCH={epoch}" if epoch else ""
+    return f"content-{context.digest(base_id, extra)[:16]}"
+
+
+def source_date_epoch(environ=os.environ) -> str | None:
+    """SOURCE_DATE_EPOCH when set (whole seconds since 1970, ASCII digits), else None."""
+    value = environ.get("SOURCE_DATE_EPOCH")
+    if value is None or value == "":
+        return None
+    if not grammar.full(grammar.DOTTED_VERSION, value) or "." in value:
+        raise UserError(f"SOURCE_DATE_EPOCH={value!r} is not a number of seconds since "
+                        "1970-01-01 (reproducible-builds.org).",
+                        "set it to whole seconds, e.g. SOURCE_DATE_EPOCH=$(git log -1 "
+                        "--format=%ct), or unset it.")
+    return value
 
 
 def user_tags(spec: ImageSpec) -> list[str]:
@@ -123,7 +143,8 @@ def build(spec: ImageSpec, engine: Engine, options: BuildOptions) -> BuildResult
     baked = bake_cache(spec, options, engine.reporter) if spec.references == "bake" else None
     context = prepare(spec, options, baked, lock)
     base = resolve_base(engine, spec.base)
-    ctag = content_tag(context, base.image_id)
+    epoch = source_date_epoch()
+    ctag = content_tag(context, base.image_id, epoch)
     existing = engine.image_id(f"{spec.name}:{ctag}")
     if existing and not (options.force or options.no_cache):
         moved = _apply_tags(engine, existing, spec.name, user_tags(spec))
@@ -134,10 +155,16 @@ def build(spec: ImageSpec, engine: Engine, options: BuildOptions) -> BuildResult
 
     say(f"building {spec.name}:{rendering.full_tag(spec)} from {spec.path} "
         f"(base {base.reference} {base.image_id[7:19]})")
-    buildargs = {**proxy_buildargs(), **_provenance_args(base.digest),
+    buildargs = {**proxy_buildargs(), **_provenance_args(base.digest, epoch),
                  "NIRISS_PIPE_LOCK_DIGEST": locking.digest(lock),
                  **(baked.buildargs if baked else {})}
-    image_id = engine.build(context, buildargs, no_cache=options.no_cache)
+    try:
+        outcome = engine.build(context, buildargs, no_cache=options.no_cache)
+    except EngineError as err:  # a completed environment stage stays as the next try's cache
+        _name_stages(engine, spec, getattr(err, "stage_images", {}))
+        raise
+    _name_stages(engine, spec, outcome.stage_images)
+    image_id = outcome.image_id
     output = ""
     if options.selftest:
         output = run_selftest(engine, image_id, cleanup_on_failure=True)
@@ -179,18 +206,40 @@ def _apply_tags(engine: Engine, image_id: str, repository: str, tags: list[str])
     return moved
 
 
-def _provenance_args(base_digest: str) -> dict[str, str]:
+def _name_stages(engine: Engine, spec: ImageSpec, stage_images: dict[str, str]) -> None:
+    """Tag the environment build stage's image ``NAME:environment-<id>``: it is no part of the
+    image (only its /opt/env is copied out), so untagged it would show as a dangling
+    ``<none>`` image; named, it is the layer cache of the next build and ``clean`` finds it."""
+    image_id = stage_images.get(ENVIRONMENT_STAGE)
+    if image_id:
+        _apply_tags(engine, image_id, spec.name, [f"{ENVIRONMENT_STAGE}-{image_id[7:19]}"])
+
+
+def _provenance_args(base_digest: str, epoch: str | None = None) -> dict[str, str]:
     """Build-time label values: creation time (SOURCE_DATE_EPOCH wins), git revision, base."""
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    when = dt.datetime.fromtimestamp(int(epoch), dt.timezone.utc) if epoch and epoch.isdigit() \
+    when = dt.datetime.fromtimestamp(int(epoch), dt.timezone.utc) if epoch \
         else dt.datetime.now(dt.timezone.utc)
     return {
         "NIRISS_PIPE_CREATED": when.replace(microsecond=0).isoformat().replace("+00:00", "Z"),
         "NIRISS_PIPE_REVISION": _git("rev-parse", "HEAD"),
-        "NIRISS_PIPE_SOURCE": _git("config", "--get", "remote.origin.url")
-        or "https://github.com/niriss-pipe/niriss-pipe",
+        "NIRISS_PIPE_SOURCE": public_source(_git("config", "--get", "remote.origin.url")),
         "NIRISS_PIPE_BASE_DIGEST": base_digest,
     }
+
+
+def public_source(remote: str) -> str:
+    """The checkout's remote as the ``source`` label, when it is a network URL: credentials
+    (``https://user:token@host/...``) are dropped, and a local path (a clone of a folder on
+    the build host) gives the project's URL instead: no host path goes into an image."""
+    match = grammar.URL.fullmatch(remote) if remote else None
+    if match and match.group("scheme") in ("https", "http", "ssh", "git"):
+        rest = match.group("rest")
+        host, slash, path = rest.partition("/")
+        host = host.rsplit("@", 1)[-1]
+        return f"{match.group('scheme')}://{host}{slash}{path}"
+    if re.fullmatch(r"git@[A-Za-z0-9.-]+:[A-Za-z0-9._/-]+", remote or "", re.ASCII):
+        return remote
+    return PROJECT_URL
 
 
 def _git(*args: str) -> str:

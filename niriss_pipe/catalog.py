@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 
-_VERSION_RE = re.compile(r"^\d+(\.\d+)*$")
+_VERSION_RE = re.compile(r"[0-9]+(?:\.[0-9]+)*", re.ASCII)  # whole string (fullmatch)
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class Release:
 
 def version_tuple(version: str) -> tuple[int, ...]:
     """``'3.11.4'`` -> ``(3, 11, 4)``; raises ValueError for anything else."""
-    if not _VERSION_RE.match(version):
+    if not _VERSION_RE.fullmatch(version):
         raise ValueError(f"not a dotted version number: {version!r}")
     return tuple(int(part) for part in version.split("."))
 

@@ -31,7 +31,7 @@ def clean(engine: Engine, *, cache: Path, dry_run: bool = False) -> None:
     bases = [i for i in engine.images_with_label(f"{LABEL_NS}.base.suite")
              if i.id not in {b.id for b in built}]
     for image in built + bases:  # children before their base
-        names = ", ".join(image.tags) or image.short_id
+        names = ", ".join(image.tags) or image.id[7:19]
         if not dry_run:
             engine.remove_image(image.id)
         say(f"{verb} image {names}")

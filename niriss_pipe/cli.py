@@ -208,6 +208,51 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted: nothing half-done was kept (tags move and cache files take their "
               "names only when complete)", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `... | head`: the reader left; say nothing more
+        _silence_stdout()
+        return 141
+    except OSError as exc:  # a path the user gave that the system refused (read-only, full...)
+        print(f"error: {os_error_paragraph(exc)}", file=sys.stderr)
+        return 2
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+OS_FIXES = {  # errno name -> what to do
+    "EACCES": "check its permissions (ls -ld), or give a path you can write.",
+    "EPERM": "check its permissions (ls -ld), or give a path you can write.",
+    "EROFS": "it is on a read-only file system: give a path on a writable one.",
+    "ENOSPC": "the disk is full: free space there (df -h), or give a path on another disk.",
+    "EDQUOT": "your disk quota is used up: free space, or give a path on another disk.",
+    "ENOENT": "check that the path (and its folder) exists.",
+    "ENOTDIR": "a part of the path is a file, not a folder: fix the path.",
+    "EISDIR": "it is a folder where a file is expected: give a file path.",
+    "EEXIST": "it exists already: remove it or give another path.",
+    "ENOTEMPTY": "the folder is not empty: empty it or give another path.",
+    "ENAMETOOLONG": "the name is too long for the file system: use a shorter path.",
+}
+
+
+def os_error_paragraph(exc: OSError) -> str:
+    """One paragraph for an OSError on a user's path: what, where, the system's words, a fix."""
+    import errno
+
+    name = errno.errorcode.get(exc.errno or 0, "")
+    where = f" {exc.filename}" if exc.filename else ""
+    if exc.filename2:
+        where += f" -> {exc.filename2}"
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    fix = OS_FIXES.get(name, "check the path and its permissions, then try again.")
+    return f"cannot use{where}: {reason}{f' ({name})' if name else ''}. Fix: {fix}"
 
 
 def _terminal_width(stream) -> int | None:
@@ -234,8 +279,11 @@ def _validate(args, reporter: Reporter) -> int:
 
 
 def _new(args, reporter: Reporter) -> int:
+    import yaml
+
+    from .atomic import write_text
     from .newspec import for_jwst, for_pmap, needs_compilers, render_yaml
-    from .spec import load_spec
+    from .spec import SPEC_FILE_RE, validate
 
     if not (args.pmap or args.jwst):
         raise UserError("new needs --pmap, --jwst, or both.",
@@ -252,9 +300,11 @@ def _new(args, reporter: Reporter) -> int:
     out = args.output or Path("images") / f"{proposal.context.removesuffix('.pmap')}.yaml"
     if out.exists() and not args.force:
         raise UserError(f"{out} exists.", "give --output elsewhere, or --force to replace it.")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
-    load_spec(out)  # what we write must be a valid spec
+    if not SPEC_FILE_RE.fullmatch(out.name):
+        raise UserError(f"--output {out}: a spec's file name names its lock and labels.",
+                        "give a name of letters, digits and . _ + - ending in .yaml.")
+    validate(yaml.safe_load(text), str(out), out)  # what we write must be a valid spec
+    write_text(out, text)
     reporter.say(f"wrote {out}: jwst {proposal.release.tag}, Python {proposal.python} "
                  f"({proposal.manager}), {proposal.context}")
     return 0
@@ -265,7 +315,8 @@ def _lock(args, reporter: Reporter) -> int:
     from .spec import load_spec
 
     for spec in [load_spec(path) for path in args.specs]:
-        path, written = make_lock(spec, upgrade=args.upgrade, exclude_newer=args.exclude_newer)
+        path, written = make_lock(spec, upgrade=args.upgrade, exclude_newer=args.exclude_newer,
+                                  reporter=reporter)
         pins = pinned(path)
         what = "wrote" if written else "up to date:"
         reporter.say(f"{what} {path} ({len(pins)} packages; jwst {pins.get('jwst', '?')}, "

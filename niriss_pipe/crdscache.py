@@ -15,7 +15,7 @@ from .spec import ImageSpec
 
 DEFAULT_CACHE = Path("crds_cache")
 SYNTHETIC_SERIAL = "9999"  # reserved for synthetic contexts: never an STScI context number
-_NIRISS_IMAP_RE = re.compile(r"""['"]NIRISS['"]\s*:\s*['"](jwst_niriss_\d{4}\.imap)['"]""")
+_NIRISS_IMAP_RE = re.compile(r"""['"]NIRISS['"]\s*:\s*['"](jwst_niriss_[0-9]{4}\.imap)['"]""")
 
 
 def mapping_path(cache: Path, name: str) -> Path:

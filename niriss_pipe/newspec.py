@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from . import catalog
+from . import catalog, grammar
 from .errors import UserError
 from .lock import has_linux_wheel
 from .spec import SUITE_PYTHON
@@ -51,7 +51,7 @@ class Proposal:
 
 
 def _serial(pmap: str) -> int:
-    match = re.fullmatch(r"jwst_(\d{4})(\.pmap)?", pmap)
+    match = grammar.PMAP_STEM.fullmatch(pmap) if isinstance(pmap, str) else None
     if not match:
         raise UserError(f"'{pmap}' is not a CRDS pipeline context.",
                         "give a pmap like jwst_0579 or jwst_0579.pmap.")

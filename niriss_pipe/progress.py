@@ -82,6 +82,14 @@ class StageClock:
         self.reporter.say(f"{self.prefix}{self.current:<14} {how}")
         self.current = None
 
+    def fail(self) -> None:
+        """End the current stage as failed: never 'cached', whatever its steps reported."""
+        if self.current is None:
+            return
+        took = time.monotonic() - self.started
+        self.reporter.say(f"{self.prefix}{self.current:<14} FAILED after {took:.1f} s")
+        self.current = None
+
 
 def human_bytes(size: float) -> str:
     """``123456789`` -> ``117.7 MiB``."""

@@ -129,7 +129,19 @@ def _template() -> jinja2.Template:
         autoescape=False,
     )
     env.filters["shquote"] = shlex.quote
+    env.filters["dockerstring"] = dockerfile_string
     return env.get_template(TEMPLATE.name)
+
+
+def dockerfile_string(value: str) -> str:
+    """``value`` as one double-quoted Dockerfile word (LABEL, ENV): the builder's lexer takes
+    backslash escapes of ``\\``, ``"`` and ``$`` only, and expands ``$NAME`` otherwise. A
+    control character would end the instruction's line: values are validated before they get
+    here, so one is a bug, not a user error."""
+    if any(ord(char) < 0x20 or ord(char) == 0x7f for char in value):
+        raise ValueError(f"control character in a Dockerfile string: {value!r}")
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$")
+    return f'"{escaped}"'
 
 
 def render(spec: ImageSpec, *, imap: str | None = None, ca_bundle: bool = False) -> str:

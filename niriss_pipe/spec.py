@@ -14,19 +14,13 @@ from typing import Any
 
 import yaml
 
-from . import catalog
+from . import catalog, grammar
 from .errors import SpecError
 
-PMAP_RE = re.compile(r"^jwst_(\d{4})\.pmap$")
-IMAP_RE = re.compile(r"^jwst_niriss_(\d{4})\.imap$")
-IMAGE_NAME_RE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$")
-APT_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(?:=[A-Za-z0-9.:~+-]+)?$")
-PIP_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(?:\[[A-Za-z0-9_,.-]+\])?"
-                    r"(?:\s*(?:==|>=|<=|~=|!=|<|>)\s*[A-Za-z0-9.*+!-]+)*"
-                    r"(?:\s*,\s*(?:==|>=|<=|~=|!=|<|>)\s*[A-Za-z0-9.*+!-]+)*$")
-GIT_URL_RE = re.compile(r"^(?:https?://|ssh://|git@|file://|/)[^\s'\"]+$")
-GIT_REF_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
-PYTHON_RE = re.compile(r"^3\.\d+(?:\.\d+)?$")
+PMAP_RE = re.compile(r"\Ajwst_([0-9]{4})\.pmap\Z", re.ASCII)  # whole string, ASCII digits
+SPEC_FILE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*\.ya?ml", re.ASCII)
+GIT_SCHEMES = ("https", "http", "ssh", "git", "file")
+NAME_MAX = 200  # a repository name leaves room for ':' and a 128-character tag within 255
 
 # The Python that each Debian suite ships: what a ``venv`` image gets.
 SUITE_PYTHON = {"bullseye": "3.9", "bookworm": "3.11", "trixie": "3.13"}
@@ -120,37 +114,87 @@ def load_spec(path: str | Path) -> ImageSpec:
     """Read and validate ``path``; raise SpecError on the first problem found."""
     path = Path(path)
     shown = str(path)
+    if path.is_dir():
+        raise SpecError(shown, "", "is a folder, not an image spec.",
+                        "give the path of a spec file, e.g. images/default.yaml.")
     if not path.is_file():
         hint = ", ".join(sorted(p.name for p in Path("images").glob("*.yaml"))) or "none"
         raise SpecError(shown, "", "the spec file does not exist.",
                         f"give the path of an image spec (specs in images/: {hint}).")
+    if not SPEC_FILE_RE.fullmatch(path.name):
+        raise SpecError(shown, "", f"the file name {path.name!r} cannot name an image's lock "
+                        "and labels (they are derived from it).",
+                        "rename it with letters, digits and . _ + - only, ending in .yaml "
+                        "(e.g. images/jwst_1584.yaml).")
     try:
-        data = yaml.safe_load(path.read_text())
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SpecError(shown, "", f"cannot be read ({exc.strerror or exc}).",
+                        "check the file's permissions (it must be readable by you).") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise SpecError(shown, "", f"is not UTF-8 text (byte 0x{raw[exc.start]:02x} at line "
+                        f"{line}).", "save the spec as UTF-8 (plain ASCII is enough).") from None
+    try:
+        duplicate = _duplicate_key(yaml.compose(text, Loader=yaml.SafeLoader))
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise SpecError(shown, "", f"is not valid YAML{at} ({getattr(exc, 'problem', exc)}).",
                         "fix the YAML syntax (indentation, quotes, colons).") from None
+    if duplicate:
+        field_, first, line = duplicate
+        raise SpecError(shown, field_, f"is given twice (lines {first} and {line}).",
+                        "keep one of them: YAML would silently use the last.")
     return validate(data, shown, path)
 
 
+def _duplicate_key(node, where: str = "") -> tuple[str, int, int] | None:
+    """The first key given twice in one mapping of a composed YAML tree: (dotted field, first
+    line, second line). YAML itself keeps the last silently, so a second ``context:`` would
+    override the one the user reads."""
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            dotted = f"{where}.{key}" if where else key
+            if key in seen:
+                return dotted, seen[key], key_node.start_mark.line + 1
+            seen[key] = key_node.start_mark.line + 1
+            found = _duplicate_key(value_node, dotted)
+            if found:
+                return found
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            found = _duplicate_key(item, where)
+            if found:
+                return found
+    return None
+
+
 def validate(data: Any, shown: str, path: Path | None = None) -> ImageSpec:
-    """Validate parsed spec data; ``shown`` is the file name used in messages."""
+    """Validate parsed spec data; ``shown`` is the file name used in messages. Every string
+    that reaches the Dockerfile, the lock or a label is checked against the grammar of where
+    it lands (see ``grammar``), whole-string."""
     v = _Validator(shown)
     top = v.mapping(data, "")
     name = v.string(top, "name", default="niriss-pipe")
-    if not IMAGE_NAME_RE.match(name):
-        v.fail("name", f"'{name}' is not a valid image repository name.",
-               "use lower-case letters, digits and . _ - / (for example 'niriss-pipe').")
+    if not grammar.is_repository(name) or len(name) > NAME_MAX or ":" in name:
+        v.fail("name", f"{name!r} is not a valid image repository name.",
+               "use lower-case letters, digits and . _ - / (for example 'niriss-pipe'), "
+               f"at most {NAME_MAX} characters.")
 
     crds = v.mapping(v.required(top, "crds"), "crds")
     context = v.string(crds, "context", required=True, where="crds.context")
-    if not PMAP_RE.match(context):
-        v.fail("crds.context", f"'{context}' is not a CRDS pipeline context name.",
+    if not grammar.is_pmap(context):
+        v.fail("crds.context", f"{context!r} is not a CRDS pipeline context name.",
                "write a JWST pmap name like 'jwst_1584.pmap' (four digits, lower case).")
     imap = v.string(crds, "niriss_imap", where="crds.niriss_imap")
-    if imap is not None and not IMAP_RE.match(imap):
-        v.fail("crds.niriss_imap", f"'{imap}' is not a NIRISS instrument context name.",
+    if imap is not None and not grammar.full(grammar.NIRISS_IMAP, imap):
+        v.fail("crds.niriss_imap", f"{imap!r} is not a NIRISS instrument context name.",
                "write a name like 'jwst_niriss_0123.imap', or leave the field out to derive it "
                "from the pmap.")
     references = v.choice(crds, "references", REFERENCE_MODES, default="mount",
@@ -162,17 +206,19 @@ def validate(data: Any, shown: str, path: Path | None = None) -> ImageSpec:
     python = v.mapping(v.required(top, "python"), "python")
     manager = v.choice(python, "manager", MANAGERS, default="venv", where="python.manager")
     py_version = v.string(python, "version", required=True, where="python.version")
-    if not PYTHON_RE.match(py_version):
-        v.fail("python.version", f"'{py_version}' is not a Python version.",
+    if not grammar.full(grammar.PYTHON_VERSION, py_version):
+        v.fail("python.version", f"{py_version!r} is not a Python version.",
                "write it as a quoted string like \"3.11\" (YAML reads 3.10 as 3.1).")
 
     base = _base(v, v.mapping(v.required(top, "base"), "base"))
     _check_python(v, jwst, py_version, manager, base)
 
     packages = v.mapping(top.get("packages", {}), "packages")
-    apt = v.string_list(packages, "apt", APT_RE,
+    apt = v.string_list(packages, "apt", grammar.is_debian_package,
                         "a Debian package name like 'gcc' or 'gcc=4:12.2.0-3'")
-    pip = v.string_list(packages, "pip", PIP_RE, "a requirement like 'astroquery==0.4.7'")
+    pip = v.string_list(packages, "pip", lambda item: grammar.pip_requirement_problem(item)
+                        is None, "a requirement (PEP 508) like 'astroquery==0.4.7'",
+                        why=grammar.pip_requirement_problem)
     return ImageSpec(path=path or Path(shown), name=name, context=context, niriss_imap=imap,
                      references=references, jwst=jwst, python_version=py_version,
                      manager=manager, base=base, apt_packages=tuple(apt),
@@ -209,10 +255,8 @@ def _jwst(v: _Validator, jwst: dict) -> JwstSpec:
         v.fail("jwst", "gives both a PyPI 'version' and a 'git' source.",
                "keep either 'version' or 'git' with 'ref'.")
     if version:
-        try:
-            catalog.version_tuple(version)
-        except ValueError:
-            v.fail("jwst.version", f"'{version}' is not a release number.",
+        if not grammar.full(grammar.DOTTED_VERSION, version):
+            v.fail("jwst.version", f"{version!r} is not a release number.",
                    "write a PyPI release like \"3.0.0\" (quoted), or use 'git' and 'ref'.")
         if catalog.release(version) is None:
             v.warnings.append(f"jwst {version} is not in the release catalog: its Python "
@@ -221,20 +265,32 @@ def _jwst(v: _Validator, jwst: dict) -> JwstSpec:
     if not git:
         v.fail("jwst", "names no jwst to install.",
                "add 'version: \"3.0.0\"' (PyPI) or 'git: <url>' with 'ref: <tag or commit>'.")
-    if not GIT_URL_RE.match(git.removeprefix("git+")):
-        v.fail("jwst.git", f"'{git}' is not a git URL.",
-               "write e.g. 'https://github.com/spacetelescope/jwst'.")
+    if git.startswith("git@") and not grammar.has_control(git):
+        host, _, repo = git[len("git@"):].partition(":")
+        v.fail("jwst.git", f"{git!r} is an scp-style address, which pip cannot install from.",
+               f"write it as a URL: 'ssh://git@{host}/{repo}'.")
+    if not grammar.is_url(git.removeprefix("git+"), GIT_SCHEMES):
+        v.fail("jwst.git", f"{git!r} is not a git URL.",
+               "write e.g. 'https://github.com/spacetelescope/jwst' (schemes: "
+               f"{', '.join(GIT_SCHEMES)}; no spaces, quotes or '$').")
     if not ref:
         v.fail("jwst.ref", "is missing: a git source must be pinned.",
-               "add 'ref:' with a tag (e.g. '0.14.2') or a full commit hash.")
-    if not GIT_REF_RE.match(ref):
-        v.fail("jwst.ref", f"'{ref}' is not a git tag, branch or commit.",
-               "write a tag like '0.14.2' or a commit hash.")
+               "add 'ref:' with a tag (e.g. '0.14.2') or a full 40-character commit hash.")
+    if not grammar.is_git_ref(ref):
+        v.fail("jwst.ref", f"{ref!r} is not a git tag or commit.",
+               "write a tag like '0.14.2' or a full commit hash.")
+    if grammar.is_moving_ref(ref):
+        v.fail("jwst.ref", f"{ref!r} is a branch, which moves: an image built from it cannot "
+               "be rebuilt the same.",
+               "pin a tag (e.g. '0.14.2') or a full 40-character commit hash; 'build.py lock' "
+               "resolves a tag to its commit and records it.")
+    if ref.startswith("refs/tags/"):
+        ref = ref[len("refs/tags/"):]
     return JwstSpec(git=git, ref=ref)
 
 
 def _base(v: _Validator, base: dict) -> BaseSpec:
-    suite = v.string(base, "suite", required=True, where="base.suite")
+    suite = v.choice(base, "suite", tuple(SUITE_PYTHON), default=None, where="base.suite")
     image = v.string(base, "image", where="base.image")
     mirror = v.string(base, "mirror", where="base.mirror")
     variant = v.choice(base, "variant", ("minbase", "buildd"), default="minbase",
@@ -245,16 +301,18 @@ def _base(v: _Validator, base: dict) -> BaseSpec:
                 v.fail(f"base.{key}", f"applies only to bases made with debootstrap, but "
                        f"'image: {image}' is pulled from a registry.",
                        f"remove 'base.{key}', or remove 'base.image' to make the base locally.")
-        if "@sha256:" not in image:
+        if not grammar.is_reference(image):
+            v.fail("base.image", f"{image!r} is not a Docker image reference.",
+                   f"write NAME[:TAG]@sha256:DIGEST, e.g. 'debian:{suite}-slim@sha256:<64 hex "
+                   "digits>' (lower-case name, at most 255 characters).")
+        if not grammar.is_pinned_reference(image):
             v.warnings.append(f"base image '{image}' is not pinned by digest: a later pull "
                               "may give different bytes; write it as NAME@sha256:DIGEST.")
         return BaseSpec(suite=suite, image=image)
-    if suite not in SUITE_PYTHON:
-        v.fail("base.suite", f"'{suite}' is not a Debian suite this tool can make a base of.",
-               f"use one of {', '.join(SUITE_PYTHON)}.")
-    if mirror is not None and not re.match(r"^(https?|file)://\S+$", mirror):
-        v.fail("base.mirror", f"'{mirror}' is not a Debian mirror URL.",
-               f"write e.g. '{DEFAULT_MIRROR}' or a snapshot.debian.org URL.")
+    if mirror is not None and not grammar.is_url(mirror, ("http", "https", "file")):
+        v.fail("base.mirror", f"{mirror!r} is not a Debian mirror URL.",
+               f"write e.g. '{DEFAULT_MIRROR}' or a snapshot.debian.org URL (http, https or "
+               "file; no spaces, quotes or '$').")
     return BaseSpec(suite=suite, mirror=mirror or DEFAULT_MIRROR, variant=variant)
 
 
@@ -326,23 +384,37 @@ class _Validator:
         if not isinstance(value, (str, int)) or isinstance(value, bool):
             self.fail(where, f"must be text, not {type(value).__name__}.",
                       f"write '{key}: <text>'.")
-        return str(value).strip()
+        text = str(value)
+        self.plain_text(text, where)
+        return text
 
-    def choice(self, data: dict, key: str, options: tuple[str, ...], *, default: str,
+    def plain_text(self, text: str, where: str) -> None:
+        """No control characters (a newline would end a Dockerfile line) and no padding:
+        every value is used exactly as written, so it is checked exactly as written."""
+        if grammar.has_control(text):
+            self.fail(where, f"{text!r} holds a control character (a newline, tab or escape).",
+                      "write the value on one line, without control characters.")
+        if text != text.strip() or not text:
+            self.fail(where, f"{text!r} is empty or has leading or trailing spaces.",
+                      "write the value without surrounding spaces.")
+
+    def choice(self, data: dict, key: str, options: tuple[str, ...], *, default: str | None,
                where: str) -> str:
-        value = self.string(data, key, default=default, where=where)
+        value = self.string(data, key, default=default, where=where, required=default is None)
         if value not in options:
-            self.fail(where, f"'{value}' is not one of {', '.join(options)}.",
+            self.fail(where, f"{value!r} is not one of {', '.join(options)}.",
                       f"use one of: {', '.join(options)}.")
         return value
 
-    def string_list(self, data: dict, key: str, pattern: re.Pattern, example: str) -> list[str]:
+    def string_list(self, data: dict, key: str, accept, example: str, why=None) -> list[str]:
         value = data.get(key) or []
         where = f"packages.{key}"
         if not isinstance(value, list):
             self.fail(where, "must be a list.", f"write it as a YAML list: {key}: [name, ...].")
         for item in value:
-            if not isinstance(item, str) or not pattern.match(item):
-                self.fail(where, f"entry {item!r} is not {example}.",
+            if not isinstance(item, str) or not accept(item):
+                reason = why(item) if why and isinstance(item, str) else None
+                self.fail(where, f"entry {item!r} is not {example}"
+                          + (f" ({reason})." if reason else "."),
                           "fix or remove that entry (no spaces, quotes or shell characters).")
         return sorted(set(value))

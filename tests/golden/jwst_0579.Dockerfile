@@ -4,7 +4,7 @@
 # Classic builder compatible (Docker Engine 20.10, no BuildKit features).
 
 # == stage: base ==
-FROM niriss-pipe-base:bookworm-minbase
+FROM niriss-pipe-base:bookworm-minbase AS system
 SHELL ["/bin/sh", "-eu", "-c"]
 ENV LANG=C.UTF-8 LC_ALL=C.UTF-8 DEBIAN_FRONTEND=noninteractive
 
@@ -14,6 +14,9 @@ RUN apt-get update \
  && apt-get clean && rm -rf /var/lib/apt/lists/*
 
 # == stage: python-env ==
+# The Python environment is made in a build stage of its own: only /opt/env leaves it,
+# so nothing of the build host (its proxy settings, a CA bundle) reaches the image.
+FROM system AS environment
 ARG MICROMAMBA_VERSION=2.0.5-0
 RUN curl -fsSL "https://micro.mamba.pm/api/micromamba/linux-64/${MICROMAMBA_VERSION}" \
   | tar -xj -C /usr/local bin/micromamba \
@@ -29,6 +32,12 @@ RUN /opt/env/bin/python -m pip install --no-cache-dir --disable-pip-version-chec
       --require-hashes --no-deps -r /opt/niriss-pipe/requirements.lock \
  && /opt/env/bin/python -m pip check \
  && /opt/env/bin/python -c 'import jwst, crds; print("jwst", jwst.__version__, "crds", crds.__version__)'
+
+# == stage: image ==
+# The image: the system stage plus the environment and the lock it was installed from.
+FROM system
+COPY --from=environment /opt/env /opt/env
+COPY requirements.lock /opt/niriss-pipe/requirements.lock
 
 # == stage: runtime ==
 COPY niriss_pipe/ /opt/niriss-pipe/niriss_pipe/
@@ -50,7 +59,8 @@ ENTRYPOINT ["/usr/local/bin/niriss-pipe-entrypoint"]
 CMD ["info"]
 
 # == stage: context ==
-ENV CRDS_CONTEXT=jwst_0579.pmap
+ENV CRDS_CONTEXT=jwst_0579.pmap \
+    NIRISS_PIPE_CRDS_SCOPE=instrument
 ARG NIRISS_PIPE_CREATED
 ARG NIRISS_PIPE_REVISION
 ARG NIRISS_PIPE_SOURCE

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import io
+import json
+import re
+import subprocess
+import tarfile
 
 import yaml
 from conftest import ROOT, SOURCE_DATE_EPOCH, cli, docker, write_spec
 
-from niriss_pipe import render
+from niriss_pipe import lock, render
+from niriss_pipe.network import find_ca_bundle
 
 
 def test_build_reports_stages_quietly(default_build):
@@ -15,7 +22,8 @@ def test_build_reports_stages_quietly(default_build):
     out = proc.stdout
     # Either a fresh build (stage lines, self-test verdict) or an up-to-date no-op.
     if "up to date" not in out:
-        for stage in ("os-packages", "python-env", "jwst", "runtime", "context", "selftest"):
+        for stage in ("os-packages", "python-env", "jwst", "image", "runtime", "context",
+                      "selftest"):
             assert f"  {stage}" in out, out
         assert "selftest: PASS" in out
         assert "Step 1/" not in out  # the full builder log only with -v
@@ -103,26 +111,50 @@ def test_second_release_reuses_environment_layers(engine, default_build):
     assert versions.strip() == "1.20.2"
 
 
-def test_failed_build_leaves_no_tag(engine, tmp_path, default_build):
+def dangling() -> set[str]:
+    return set(docker("images", "--filter", "dangling=true", "--quiet", "--no-trunc")
+               .stdout.split())
+
+
+def test_failed_build_leaves_no_tag_and_no_dangling_image(engine, tmp_path, default_build):
     spec = yaml.safe_load((ROOT / "images" / "default.yaml").read_text())
     spec["name"] = "niriss-pipe-test"
     spec["packages"] = {"pip": ["niriss-pipe-no-such-package==0.0.0"]}
     path = write_spec(tmp_path, "broken", spec)
-    # A lock that pins a package no index has: pip fails in the jwst stage.
-    lock = tmp_path / "locks" / "broken.txt"
-    lock.write_text(lock.read_text().replace('"requirements": ["jwst==3.0.0"]',
-                                             '"requirements": ["jwst==3.0.0", '
-                                             '"niriss-pipe-no-such-package==0.0.0"]')
-                    + "niriss-pipe-no-such-package==0.0.0 \\\n    --hash=sha256:" + "0" * 64
-                    + "\n")
-    proc = cli("build", str(path), check=False)
+    # A lock that pins a package no index has (consistent, as a resolver would write it, with
+    # its body digest): pip fails in the jwst stage.
+    lock_file = tmp_path / "locks" / "broken.txt"
+    header, body, _ = lock.split_lock(lock_file.read_text())
+    header = header.replace('"requirements": ["jwst==3.0.0"]',
+                            '"requirements": ["jwst==3.0.0", "niriss-pipe-no-such-package==0.0.0"]')
+    body += "niriss-pipe-no-such-package==0.0.0 \\\n    --hash=sha256:" + "0" * 64 + "\n"
+    header = re.sub(r"# body: sha256:[0-9a-f]{64}", f"# body: sha256:{lock.body_digest(body)}",
+                    header)
+    lock_file.write_text(header + body)
+    before = dangling()
+    proc = cli("build", "--no-selftest", str(path), check=False)
     assert proc.returncode == 1
     message = " ".join(proc.stderr.split())
     assert "the build failed at Step" in message and "--require-hashes" in message
     assert "no tag was changed" in message
     assert "Traceback" not in proc.stderr
+    stages = {line.split()[0]: line for line in proc.stdout.splitlines() if line.startswith("  ")}
+    assert "FAILED after" in stages["jwst"] and "cached" not in stages["jwst"], proc.stdout
     leftovers = [t for i in engine.client.images.list("niriss-pipe-test") for t in i.tags]
     assert leftovers == []
+    assert dangling() <= before, "the failed build left an untagged image behind"
+
+
+def test_a_build_leaves_no_dangling_image_and_names_its_build_stage(engine, default_build):
+    """The environment build stage is no part of the image; it stays as the next build's
+    cache under a name (niriss-pipe:environment-ID), never as an anonymous <none> image."""
+    before = dangling()
+    proc = cli("build", "--force", "images/default.yaml")
+    assert "selftest: PASS" in proc.stdout
+    assert dangling() <= before
+    stage_tags = [t for i in engine.client.images.list("niriss-pipe") for t in i.tags
+                  if t.startswith("niriss-pipe:environment-")]
+    assert stage_tags, "no named environment stage"
 
 
 def test_pmap_only_change_rebuilds_only_last_stage(engine, tmp_path, default_build):
@@ -134,7 +166,7 @@ def test_pmap_only_change_rebuilds_only_last_stage(engine, tmp_path, default_bui
         proc = cli("build", str(path))
         lines = {line.split()[0]: line for line in proc.stdout.splitlines()
                  if line.startswith("  ")}
-        for stage in ("os-packages", "python-env", "jwst", "runtime"):
+        for stage in ("os-packages", "python-env", "jwst", "image", "runtime"):
             assert lines[stage].split()[1] == "cached", proc.stdout
         assert engine.image_id("niriss-pipe-test:jwst_1585")
         env = docker("run", "--rm", "niriss-pipe-test:jwst_1585", "env").stdout
@@ -148,3 +180,44 @@ def test_render_command_prints_the_built_dockerfile(default_build):
     proc = cli("render", "images/default.yaml")
     assert proc.stdout.startswith("# Rendered by niriss-pipe")
     assert "FROM niriss-pipe-base:bookworm-minbase" in proc.stdout
+
+
+def _regular_files(tar: tarfile.TarFile):
+    for member in tar:
+        if member.isfile():
+            yield member, tar.extractfile(member)
+
+
+def test_image_holds_nothing_of_the_build_host(engine, default_build):
+    """The build used the host's CA bundle (this network intercepts HTTPS), but no file of the
+    image equals it, no history line or label names it, a host path or a credential, and the
+    image's docker-archive export carries no layer that holds it."""
+    _, spec = default_build
+    bundle = find_ca_bundle(None)
+    assert bundle is not None, "no CA bundle detected: the build did not need one here"
+    data = bundle.read_bytes()
+    wanted, size = hashlib.sha256(data).hexdigest(), len(data)
+    image = f"niriss-pipe:{spec.pmap_stem}"
+    history = docker("history", "--no-trunc", "--format", "{{.CreatedBy}}", image).stdout
+    for word in ("build-ca", "PIP_CERT", "SSL_CERT_FILE", str(bundle), "/root", "/work",
+                 "/tmp/"):
+        assert word not in history, word
+    labels = engine.image_labels(image)
+    assert not [v for v in labels.values() if v.startswith(("/", "file:")) or "@" in v.split(
+        "://", 1)[-1].split("/", 1)[0]], labels
+    save = subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE)
+    layers = 0
+    with tarfile.open(fileobj=save.stdout, mode="r|") as archive:
+        for member in archive:
+            if not member.name.endswith("layer.tar"):
+                continue
+            layers += 1
+            layer = io.BytesIO(archive.extractfile(member).read())
+            with tarfile.open(fileobj=layer) as files:
+                for entry, stream in _regular_files(files):
+                    assert not entry.name.endswith("build-ca.crt"), entry.name
+                    if entry.size == size:
+                        assert hashlib.sha256(stream.read()).hexdigest() != wanted, entry.name
+    assert save.wait() == 0 and layers >= 5
+    config = json.loads(docker("image", "inspect", image).stdout)[0]["Config"]
+    assert not [e for e in config["Env"] if "CERT" in e or "PROXY" in e.upper()], config["Env"]

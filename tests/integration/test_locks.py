@@ -60,16 +60,41 @@ def test_era_release_builds_from_its_lock(engine):
     assert "environment    ok" in verified and "selftest: PASS" in verified
 
 
+def _tamper(locked, fix_digest: bool) -> None:
+    """Every hash of one package changed (pip accepts a file matching any listed hash); with
+    ``fix_digest`` the body digest is forged too, as a careful attacker would."""
+    text = locked.read_text()
+    block = re.search(r"^numpy==\S+ \\\n(?:\s+--hash=sha256:[0-9a-f]{64}(?: \\)?\n)+", text,
+                      re.MULTILINE).group(0)
+    text = text.replace(block, re.sub(r"[0-9a-f]{64}", "0" * 64, block))
+    if fix_digest:
+        header, body, _ = lock.split_lock(text)
+        text = re.sub(r"# body: sha256:[0-9a-f]{64}", f"# body: sha256:{lock.body_digest(body)}",
+                      header) + body
+    locked.write_text(text)
+
+
+def test_lock_edited_by_hand_is_refused_before_any_build(tmp_path):
+    spec = yaml.safe_load((ROOT / "images/default.yaml").read_text())
+    spec["name"] = "niriss-pipe-tampered"
+    path = write_spec(tmp_path, "edited", spec)
+    _tamper(tmp_path / "locks/edited.txt", fix_digest=False)
+    proc = cli("build", str(path), check=False)
+    message = " ".join(proc.stderr.split())
+    assert proc.returncode == 2 and "no longer matches the digest" in message, message
+    assert f"python build.py lock {path}" in message and "building" not in proc.stdout
+    # The fix it names works: the lock is resolved again, the same as the shipped one.
+    cli("lock", str(path))
+    assert lock.pinned(tmp_path / "locks/edited.txt") == lock.pinned(
+        ROOT / "images/locks/default.txt")
+    lock.check(load_spec(path))
+
+
 def test_tampered_lock_fails_the_build_with_no_tag(engine, tmp_path, default_build):
     spec = yaml.safe_load((ROOT / "images/default.yaml").read_text())
     spec["name"] = "niriss-pipe-tampered"
     path = write_spec(tmp_path, "tampered", spec)
-    locked = tmp_path / "locks/tampered.txt"
-    # Every hash of one package (pip accepts a file matching any of its listed hashes).
-    text = locked.read_text()
-    block = re.search(r"^numpy==\S+ \\\n(?:\s+--hash=sha256:[0-9a-f]{64}(?: \\)?\n)+", text,
-                      re.MULTILINE).group(0)
-    locked.write_text(text.replace(block, re.sub(r"[0-9a-f]{64}", "0" * 64, block)))
+    _tamper(tmp_path / "locks/tampered.txt", fix_digest=True)
     assert load_spec(path)  # still a valid spec: the lock's inputs are unchanged
     try:
         proc = cli("build", str(path), check=False)

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from niriss_pipe import builder
-from niriss_pipe.engine import RunResult
-from niriss_pipe.errors import EngineError
+from niriss_pipe.engine import BuildOutcome, RunResult
+from niriss_pipe.errors import EngineError, UserError
 from niriss_pipe.progress import Reporter
 from niriss_pipe.spec import load_spec
 
@@ -38,7 +38,7 @@ class RecordingEngine:
 
     def build(self, context, buildargs, no_cache=False):
         self.calls.append(("build", sorted(buildargs)))
-        return "sha256:new"
+        return BuildOutcome("sha256:new", {"environment": "sha256:" + "e" * 64})
 
     def run(self, image, command, **kwargs):
         self.calls.append(("run", command, kwargs.get("network")))
@@ -66,9 +66,10 @@ def test_tags_only_after_selftest_content_tag_last(spec, tmp_path):
     engine = RecordingEngine()
     result = builder.build(spec, engine, options(tmp_path))
     kinds = [c[0] for c in engine.calls]
-    assert kinds == ["build", "run", "tag", "tag", "tag"]
-    assert engine.calls[1] == ("run", ["selftest"], False)  # self-test runs with no network
-    assert [c[1] for c in engine.calls[2:]] == [
+    assert kinds == ["build", "tag", "run", "tag", "tag", "tag"]
+    assert engine.calls[1] == ("tag", "environment-" + "e" * 12)  # the build stage, named
+    assert engine.calls[2] == ("run", ["selftest"], False)  # self-test runs with no network
+    assert [c[1] for c in engine.calls[3:]] == [
         "jwst_1584", "jwst_1584-jwst3.0.0-py3.11", result.content_tag]
     assert "NIRISS_PIPE_CREATED" in engine.calls[0][1] and result.built
 
@@ -77,8 +78,8 @@ def test_failed_selftest_tags_nothing_and_removes_image(spec, tmp_path):
     engine = RecordingEngine(selftest_code=1)
     with pytest.raises(EngineError, match="self-test failed"):
         builder.build(spec, engine, options(tmp_path))
-    assert [c[0] for c in engine.calls] == ["build", "run", "remove_untagged"]
-    assert engine.tags == {}
+    assert [c[0] for c in engine.calls] == ["build", "tag", "run", "remove_untagged"]
+    assert list(engine.tags) == ["niriss-pipe:environment-" + "e" * 12]  # cache, not a product
 
 
 def test_existing_content_tag_is_a_no_op_that_repoints_user_tags(spec, tmp_path):
@@ -94,6 +95,39 @@ def test_existing_content_tag_is_a_no_op_that_repoints_user_tags(spec, tmp_path)
 
 def test_source_date_epoch_sets_created(monkeypatch):
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
-    args = builder._provenance_args("sha256:abc")
+    args = builder._provenance_args("sha256:abc", builder.source_date_epoch())
     assert args["NIRISS_PIPE_CREATED"] == "2023-11-14T22:13:20Z"
     assert args["NIRISS_PIPE_BASE_DIGEST"] == "sha256:abc"
+
+
+def test_source_date_epoch_is_part_of_the_content_tag(spec, tmp_path, monkeypatch):
+    """An image built under another SOURCE_DATE_EPOCH has another 'created': another image,
+    so an earlier build must not make this one a no-op."""
+    tags = []
+    for epoch in ("1700000000", "1750000000", None):
+        if epoch:
+            monkeypatch.setenv("SOURCE_DATE_EPOCH", epoch)
+        else:
+            monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+        tags.append(builder.build(spec, RecordingEngine(), options(tmp_path)).content_tag)
+    assert len(set(tags)) == 3
+
+
+@pytest.mark.parametrize("value", ["yesterday", "1.5", "-1", "١٧٠٠٠٠٠٠٠٠", "17\n"])
+def test_bad_source_date_epoch_is_a_user_error(monkeypatch, value):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", value)
+    with pytest.raises(UserError, match="SOURCE_DATE_EPOCH"):
+        builder.source_date_epoch()
+
+
+@pytest.mark.parametrize("remote, label", [
+    ("https://github.com/niriss-pipe/niriss-pipe.git",
+     "https://github.com/niriss-pipe/niriss-pipe.git"),
+    ("https://user:ghp_secret@github.com/team/repo", "https://github.com/team/repo"),
+    ("git@github.com:team/repo.git", "git@github.com:team/repo.git"),
+    ("/work/main", builder.PROJECT_URL),
+    ("file:///home/astro/niriss-pipe", builder.PROJECT_URL),
+    ("", builder.PROJECT_URL),
+])
+def test_source_label_holds_no_host_path_or_credential(remote, label):
+    assert builder.public_source(remote) == label

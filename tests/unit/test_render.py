@@ -13,7 +13,7 @@ from niriss_pipe.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "golden"
-STAGE_ORDER = ["base", "os-packages", "python-env", "jwst", "runtime", "context"]
+STAGE_ORDER = ["base", "os-packages", "python-env", "jwst", "image", "runtime", "context"]
 
 
 def spec(name="default"):

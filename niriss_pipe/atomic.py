@@ -1,0 +1,65 @@
+"""Atomic file writes: a reader sees the old file or the whole new one, never a part.
+
+Each write goes to a hidden temporary file beside the target and is renamed over it; on any
+failure the temporary file, and every folder the write itself created, are removed, so a
+refused or failed command leaves nothing half-written behind.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def make_parents(path: Path) -> list[Path]:
+    """Create the missing folders above ``path``; return them, outermost first."""
+    missing = []
+    folder = path.parent
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    missing.reverse()
+    for folder in missing:
+        folder.mkdir()
+    return missing
+
+
+def remove_folders(created: list[Path]) -> None:
+    """Undo ``make_parents``: remove the folders it created, innermost first, if empty."""
+    for folder in reversed(created):
+        try:
+            folder.rmdir()
+        except OSError:
+            break
+
+
+def write_bytes(path: Path, data: bytes, mode: int | None = None) -> None:
+    path = Path(path)
+    created = make_parents(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        if mode is not None:
+            tmp.chmod(mode)
+        os.replace(tmp, path)
+    except OSError as exc:  # name the file the user asked for, not our temporary one
+        _discard(tmp, created)
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
+    except BaseException:
+        _discard(tmp, created)
+        raise
+
+
+def _discard(tmp: Path, created: list[Path]) -> None:
+    try:
+        tmp.unlink(missing_ok=True)
+    except OSError:  # a read-only file system refuses even that; nothing was written there
+        pass
+    remove_folders(created)
+
+
+def write_text(path: Path, text: str, mode: int | None = None) -> None:
+    write_bytes(path, text.encode(), mode)
