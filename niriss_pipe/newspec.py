@@ -7,7 +7,6 @@ regression-test context is at or below it, as STScI's operations would have run 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 import yaml
