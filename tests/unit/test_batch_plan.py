@@ -90,11 +90,14 @@ def test_option_checks():
     for bad in ("calwebb detector1", "../x.asdf", ""):
         with pytest.raises(UserError):
             check_pipeline(bad)
-    check_slurm(SlurmOptions(time="1-02:00:00", mem="8G", cpus=2, throttle=4,
-                             extra=("--account=jwst", "--qos normal")))
+    checked = check_slurm(SlurmOptions(time="1-02:00:00", mem="8G", cpus="2", throttle="4",
+                                       account="jwst", qos="normal",
+                                       extra=("--constraint=haswell", "--gres=gpu:1")))
+    assert (checked.cpus, checked.throttle) == (2, 4)
     for bad in (SlurmOptions(time="1h"), SlurmOptions(mem="8GB"), SlurmOptions(cpus=0),
                 SlurmOptions(throttle=0), SlurmOptions(extra=("--array=1-3",)),
                 SlurmOptions(extra=("-o x.log",)), SlurmOptions(extra=("account=x",)),
+                SlurmOptions(extra=("--account=jwst",)), SlurmOptions(extra=("--qos normal",)),
                 SlurmOptions(job_name="my job")):
         with pytest.raises(UserError) as err:
             check_slurm(bad)
@@ -109,8 +112,10 @@ def test_output_folder_must_be_new_or_empty(tmp_path):
         check_folder(tmp_path / "full")
     with pytest.raises(UserError, match="does not exist"):
         check_folder(tmp_path / "no" / "such" / "parent")
-    with pytest.raises(UserError, match="space or '%'"):
-        check_folder(tmp_path / "my batch")
+    for name, what in (("my batch", "a space"), ("b%j", "'%'"), ("a:b", "':'"), ("a,b", "','")):
+        with pytest.raises(UserError, match=f"it holds {what}") as err:
+            check_folder(tmp_path / name)
+        assert "#SBATCH --output=" in err.value.what and "-o" in err.value.fix
 
 
 def test_array_spec_collapses_runs_and_throttles():
@@ -178,9 +183,9 @@ def test_array_script_golden():
                 pipeline="calwebb_detector1", cache=Path("/shared/crds_cache"), context=None,
                 tasks=make_tasks_unchecked([Path(f"/raw/jw{i:02d}_nis_uncal.fits")
                                             for i in range(1, 41)]),
-                slurm=SlurmOptions(partition="jwst", time="01:00:00", mem="8G", cpus=2,
-                                   throttle=10, extra=("--account=jwst-cal",),
-                                   job_name="nis-det1"))
+                slurm=SlurmOptions(partition="jwst", account="jwst-cal", qos="normal",
+                                   time="01:00:00", mem="8G", cpus=2, throttle=10,
+                                   extra=("--constraint=haswell",), job_name="nis-det1"))
     text = array_script(plan)
     golden = GOLDEN / "batch-array.sbatch"
     if os.environ.get("UPDATE_GOLDEN"):
