@@ -457,3 +457,49 @@ def test_a_refused_later_block_keeps_what_was_submitted(tmp_path, monkeypatch):
     assert [(s["jobs"], s["indices"]) for s in saved.submissions] == [({"77": 0}, [1, 2])]
     statuses = batchstate.task_statuses(saved)
     assert [(s.state, s.reason) for s in statuses][2:] == [("pending", "never submitted")] * 2
+
+
+# -- names and paths that reach the task script ------------------------------------------------
+def test_task_script_finds_the_product_folder_python_named(tmp_path, stand_in):
+    """products/NAME is emptied before each attempt: task.sh must derive NAME exactly as
+    product_dir_name does (an input named only a suffix once made it products/ itself)."""
+    env, _ = stand_in
+    names = ["_uncal.fits", "a__uncal.fits", "jw_x_rateints.fits", "odd.fits", "x_cal"]
+    inputs = files(tmp_path / "in", *names)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    plan = make_plan(tmp_path / "b", inputs, cache=cache)
+    batch.write_folder(plan)
+    for task in plan.tasks:
+        assert run_task(plan, task.index, env).returncode == 0
+    products = plan.folder / "products"
+    assert sorted(p.name for p in products.iterdir()) == sorted(
+        task.product_dir for task in plan.tasks) == sorted(
+        ["_uncal", "a_", "jw_x", "odd", "x"])
+    for task in plan.tasks:  # each kept its own product: no later task emptied another's
+        assert len(list((products / task.product_dir).iterdir())) == 1, task.product_dir
+
+
+@pytest.mark.parametrize("name", [".fits", "..fits", "...fits"])
+def test_inputs_that_name_no_product_folder_are_refused(tmp_path, name):
+    with pytest.raises(UserError, match="gives no product folder name"):
+        make_tasks(files(tmp_path / "in", name))
+
+
+def test_shell_characters_in_cache_and_input_paths_stay_quoted(tmp_path, stand_in):
+    """Cache and input folders are refused only for ':', ',' and control characters: the
+    rest is quoted. Run as a task, they reach the runtime as they are and run nothing."""
+    env, log = stand_in
+    inputs = files(tmp_path / "raw $(touch PWNED) x;y`touch PWNED`", "jw01 (1)_uncal.fits")
+    cache = tmp_path / "crds $(touch PWNED);'q\"`touch PWNED`"
+    cache.mkdir()
+    plan = make_plan(tmp_path / "b", inputs, cache=cache)
+    batch.write_folder(plan)
+    proc = subprocess.run(["bash", str(plan.folder / "task.sh"), "1"], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    calls = log.read_text()
+    assert f"{inputs[0].parent}:/mnt/0:ro" in calls and f"{cache}:/crds:ro" in calls
+    assert "/mnt/0/jw01 (1)_uncal.fits" in calls
+    assert (plan.folder / "products" / "jw01 (1)" / "jw01 (1)_rate.fits").is_file()
+    assert not list(tmp_path.rglob("PWNED")) and not (ROOT / "PWNED").exists()
