@@ -156,7 +156,7 @@ def _input_file(path: Path, given: str) -> Path:
         raise UserError(f"the input {shown(path)} (given as {shown(given)}) cannot be a line of "
                         f"inputs.txt: {problem}.", "rename the file.")
     if not path.is_file():
-        raise UserError(f"the input {given} is not a file ({path}).",
+        raise UserError(f"the input {shown(given)} is not a file ({path}).",
                         "give existing exposure files; check the path and its spelling.")
     if not os.access(path, os.R_OK):
         raise UserError(f"the input {path} is not readable.", "fix its permissions.")
@@ -216,18 +216,18 @@ def check_pipeline(pipeline: str) -> str:
 def check_image(runtime: str, image: str) -> str:
     """The image as given goes into the scripts' header comments, batch.json and status
     lines; docker and podman names are references (a leading '-' would be an option)."""
+    is_file = runtime != "docker" and os.path.lexists(image)
+    if not is_file and runtime in ("docker", "podman") and not grammar.is_reference(image):
+        raise UserError(f"the image {shown(image)} is not a {runtime} image name or id"
+                        + (" nor an image archive file." if runtime == "podman" else "."),
+                        f"give a tag (niriss-pipe:jwst_1584) or an id from '{runtime} images'"
+                        + (", or the docker-archive file (python build.py export IMAGE --to "
+                           "docker-archive)." if runtime == "podman" else "."))
     problem = grammar.text_problem(image)
     if problem:
         raise UserError(f"the image {shown(image)} cannot be written into the batch scripts: "
-                        f"{problem}.", "rename the file, or give a link to it (ln -s IMAGE "
-                        "image.sqfs) whose name has no control characters.")
-    if runtime == "docker" and not grammar.is_reference(image):
-        raise UserError(f"the image {shown(image)} is not a Docker image name or id.",
-                        "give a tag (niriss-pipe:jwst_1584) or an id from 'docker images'.")
-    if runtime == "podman" and not os.path.isfile(image) and not grammar.is_reference(image):
-        raise UserError(f"the image {shown(image)} is neither an image archive file nor a "
-                        "podman image name.", "give the docker-archive file (python build.py "
-                        "export IMAGE --to docker-archive) or a name from 'podman images'.")
+                        f"{problem}.", "rename the file, or give a link to it (ln -s TARGET LINK) "
+                        "whose name has no control characters.")
     return image
 
 
