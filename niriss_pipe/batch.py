@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from . import batchstate, slurm
+from . import batchstate, grammar, slurm
 from .batchplan import (
     ARRAY_SCRIPT,
     INPUTS_FILE,
@@ -33,9 +33,12 @@ from .batchplan import (
     check_cache,
     check_context,
     check_folder,
+    check_image,
     check_pipeline,
     check_runtime,
     check_slurm,
+    check_strun_args,
+    count,
     expand_inputs,
     inputs_text,
     load_plan,
@@ -44,7 +47,7 @@ from .batchplan import (
     to_json,
 )
 from .batchscripts import array_script, array_spec, task_script
-from .errors import UserError
+from .errors import UserError, shown
 from .export import env_value, image_facts
 from .progress import Reporter, human_bytes, short_path
 
@@ -86,20 +89,36 @@ def choose_image(runtime: str, image: str, reporter: Reporter) -> ImageChoice:
                 raise UserError(f"{image} is a folder but not a Charliecloud image (no "
                                 "ch/environment).", f"export one: python build.py export IMAGE "
                                 f"--to dir -o {image}")
-            env = (path / "ch" / "environment").read_text()
-            return ImageChoice(str(path.resolve()), "", _env_context(env.splitlines()))
+            try:
+                env = (path / "ch" / "environment").read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise UserError(f"{image}/ch/environment cannot be read ({exc}).",
+                                "export the image again: python build.py export IMAGE --to "
+                                "dir") from None
+            return ImageChoice(_resolved(image, path), "", _env_context(env.splitlines()))
         if path.is_file() and _magic(path) == b"hsqs":
-            return ImageChoice(str(path.resolve()), "",
+            return ImageChoice(_resolved(image, path), "",
                                _env_context(_sqfs_environment(path).splitlines()))
         raise UserError(f"'{image}' is not a Charliecloud image (a folder or a .sqfs file).",
                         f"export the Docker image first: python build.py export {image} --to "
                         "squashfs (one file on the shared file system), then give that file.")
     if path.is_file():  # apptainer: a SIF; its environment cannot be read without apptainer
-        return ImageChoice(str(path.resolve()), "", None)
+        return ImageChoice(_resolved(image, path), "", None)
     raise UserError(f"'{image}' is not a SIF file.",
                     f"export the Docker image first: python build.py export {image} --to sif "
                     "(where Apptainer is missing this writes the archive and a script that "
                     "builds the SIF on the cluster), then give the .sif file.")
+
+
+def _resolved(image: str, path: Path) -> str:
+    """The image file's real path, which task.sh runs (quoted); a link may point to a name
+    the given one does not have."""
+    real = str(path.resolve())
+    problem = grammar.text_problem(real)
+    if problem:
+        raise UserError(f"the image {image} is a link to {shown(real)}, which cannot be written "
+                        f"into the batch scripts: {problem}.", "rename the file it links to.")
+    return real
 
 
 def _magic(path: Path) -> bytes:
@@ -158,7 +177,7 @@ def _podman_image(image: str, reporter: Reporter) -> ImageChoice:
                                 "docker-archive writes one) and podman's storage.")
             reporter.say(f"  loaded in {time.monotonic() - started:.0f} s")
         return ImageChoice(image_id, f"sha256:{image_id}", _env_context(env),
-                           archive=path.resolve())
+                           archive=Path(_resolved(image, path)))
     if not shutil.which("podman"):
         raise UserError("the podman runtime needs podman on PATH here, or an image archive.",
                         "give the image as a docker-archive file (python build.py export IMAGE "
@@ -179,11 +198,16 @@ def plan_batch(request: BatchRequest, reporter: Reporter) -> Plan:
     """Every check, in the order a user fixes things; nothing is written."""
     runtime = check_runtime(request.runtime)
     pipeline = check_pipeline(request.pipeline)
+    strun_args = check_strun_args(tuple(request.strun_args))
     context = check_context(request.context)
     options = check_slurm(request.slurm)
     folder = check_folder(request.output)
     tasks = make_tasks(expand_inputs(list(request.inputs)))
-    image = choose_image(runtime, request.image, reporter)
+    image = choose_image(runtime, check_image(runtime, request.image), reporter)
+    if context is None and image.context is not None and not grammar.is_pmap(image.context):
+        raise UserError(f"the image {request.image} sets CRDS_CONTEXT to {shown(image.context)}, "
+                        "which is not a JWST context name.", "give the context to run with: "
+                        "--context jwst_NNNN.pmap.")
     effective = context or image.context
     cache = check_cache(request.cache, effective)
     if effective is None:
@@ -191,7 +215,7 @@ def plan_batch(request: BatchRequest, reporter: Reporter) -> Plan:
                       "checked by each task instead (the entrypoint's cache check).")
     return Plan(folder=folder, image=request.image, image_ref=image.ref, image_id=image.id,
                 runtime=runtime, pipeline=pipeline, cache=cache, context=context, tasks=tasks,
-                strun_args=tuple(request.strun_args), slurm=options, archive=image.archive)
+                strun_args=strun_args, slurm=options, archive=image.archive)
 
 
 def slurm_arrays(plan: Plan, indices: list[int]) -> list[tuple[int, list[int], str]]:
@@ -245,10 +269,11 @@ def remove_folder(plan: Plan, created: bool) -> None:
         shutil.rmtree(plan.folder / sub, ignore_errors=True)
 
 
-def submit(request: BatchRequest, reporter: Reporter, *, local: bool = False, workers: int = 2,
-           dry_run: bool = False) -> int:
+def submit(request: BatchRequest, reporter: Reporter, *, local: bool = False,
+           workers: int | str = 2, dry_run: bool = False) -> int:
     if not local and not dry_run:
         slurm.require()
+    workers = _workers(workers)
     plan = plan_batch(request, reporter)
     if dry_run:
         reporter.say(dry_run_text(plan, local).rstrip("\n"))
@@ -264,6 +289,10 @@ def submit(request: BatchRequest, reporter: Reporter, *, local: bool = False, wo
         raise
 
 
+def _workers(workers: int | str) -> int:
+    return count("-j/--jobs", workers, "it is how many tasks --local runs at once, e.g. -j 4.")
+
+
 def _launch(plan: Plan, indices: list[int], reporter: Reporter, *, local: bool,
             workers: int) -> int:
     at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
@@ -274,7 +303,7 @@ def _launch(plan: Plan, indices: list[int], reporter: Reporter, *, local: bool,
         plan = plan.with_submission({"mode": "local", "job": job, "indices": indices, "at": at,
                                      "host": socket.gethostname(), "pid": os.getpid()})
         save_plan(plan)
-        runner = LocalRunner(plan, job, max(1, workers), reporter)
+        runner = LocalRunner(plan, job, workers, reporter)
         interrupted = False
         try:
             runner.run(indices)
@@ -423,8 +452,9 @@ def wait(folder: Path, reporter: Reporter, timeout: float | None = None,
         time.sleep(poll)
 
 
-def retry(folder: Path, reporter: Reporter, *, local: bool = False, workers: int = 2,
+def retry(folder: Path, reporter: Reporter, *, local: bool = False, workers: int | str = 2,
           dry_run: bool = False) -> int:
+    workers = _workers(workers)
     plan = load_plan(folder)
     statuses = batchstate.task_statuses(plan)
     going = [s for s in statuses if s.in_flight]

@@ -11,11 +11,11 @@ from __future__ import annotations
 import glob
 import json
 import os
-import re
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from .errors import UserError
+from . import grammar, sbatchopts
+from .errors import UserError, shown
 
 RUNTIMES = ("docker", "podman", "charliecloud", "apptainer")
 PLAN_FILE = "batch.json"
@@ -29,12 +29,8 @@ PLAN_VERSION = 1
 INPUT_MOUNT, OUTPUT_MOUNT, CACHE_MOUNT = "/mnt/0", "/data", "/crds"
 # Product suffixes that name the product folder of an input without them (x_uncal -> x).
 INPUT_SUFFIXES = ("uncal", "rate", "rateints", "cal", "calints", "trapsfilled", "ramp")
-PIPELINE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
-TIME_RE = re.compile(r"^(\d+|\d+:\d{2}|\d+:\d{2}:\d{2}|\d+-\d+|\d+-\d+:\d{2}|\d+-\d+:\d{2}:\d{2})$")
-MEM_RE = re.compile(r"^\d+[KMGT]?$")
-CONTEXT_RE = re.compile(r"^jwst_\d{4}\.pmap$")
-MANAGED_SBATCH = ("--array", "-a", "--output", "-o", "--error", "-e", "--open-mode",
-                  "--parsable", "--wrap")
+PIPELINE_MAX = 200      # a strun alias or a dotted class path
+STRUN_ARG_MAX = 4096    # one strun argument (PATH_MAX: a path in an override fits)
 
 
 @dataclass(frozen=True)
@@ -44,10 +40,12 @@ class SlurmOptions:
     partition: str | None = None
     time: str | None = None
     mem: str | None = None
-    cpus: int = 1
-    throttle: int | None = None
+    cpus: int | str = 1                 # text from the CLI; check_slurm makes it an int
+    throttle: int | str | None = None
     extra: tuple[str, ...] = ()
     job_name: str = "niriss-pipe"
+    account: str | None = None
+    qos: str | None = None
 
 
 @dataclass(frozen=True)
@@ -111,24 +109,34 @@ def expand_inputs(items: list[str], cwd: Path | None = None) -> list[Path]:
             pattern = item if os.path.isabs(item) else str(cwd / item)
             matches = sorted(Path(p) for p in glob.glob(pattern) if os.path.isfile(p))
             if not matches:
-                raise UserError(f"the input pattern '{item}' matches no file.",
+                raise UserError(f"the input pattern {shown(item)} matches no file.",
                                 "check the pattern (quote it so the shell does not expand it), "
                                 "or give the files or a list file (@LIST).")
-            found.extend(matches)
+            found.extend(_input_file(match, str(match)) for match in matches)
         else:
             found.append(_input_file(Path(item) if os.path.isabs(item) else cwd / item, item))
-    unique = list(dict.fromkeys(Path(os.path.abspath(p)) for p in found))
+    unique = list(dict.fromkeys(found))
     if not unique:
         raise UserError("no inputs given.", "give exposures as files, globs or @LIST.")
     return unique
 
 
 def _from_list(path: Path) -> list[Path]:
+    problem = grammar.text_problem(str(path))
+    if problem:
+        raise UserError(f"the input list {shown(path)} cannot be read: {problem}.",
+                        "give @LIST with a file name without control characters.")
     if not path.is_file():
         raise UserError(f"the input list {path} does not exist.",
                         "give @LIST with a file that names one exposure per line.")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"the input list {path} cannot be read ({exc}).",
+                        "make it a readable UTF-8 text file, one exposure path per line."
+                        ) from None
     paths = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+    for number, line in enumerate(text.splitlines(), 1):
         line = line.split("#", 1)[0].strip()
         if line:
             target = Path(line) if os.path.isabs(line) else path.parent / line
@@ -140,13 +148,23 @@ def _from_list(path: Path) -> list[Path]:
 
 
 def _input_file(path: Path, given: str) -> Path:
+    """The input as an absolute path, checked for where it lands: a line of inputs.txt (no
+    control characters, UTF-8) and, its folder, a bind-mount source (no ':' or ',')."""
+    path = Path(os.path.abspath(path))
+    problem = grammar.text_problem(str(path))
+    if problem:
+        raise UserError(f"the input {shown(path)} (given as {shown(given)}) cannot be a line of "
+                        f"inputs.txt: {problem}.", "rename the file.")
     if not path.is_file():
-        raise UserError(f"the input {given} is not a file ({path}).",
+        raise UserError(f"the input {shown(given)} is not a file ({path}).",
                         "give existing exposure files; check the path and its spelling.")
     if not os.access(path, os.R_OK):
         raise UserError(f"the input {path} is not readable.", "fix its permissions.")
-    if "\n" in str(path):
-        raise UserError(f"the input path {path!r} holds a newline.", "rename the file.")
+    problem = grammar.mount_source_problem(str(path.parent))
+    if problem:
+        raise UserError(f"the folder of the input {path} is bind-mounted into its task, and "
+                        f"{problem}.", "move or link the exposures into a folder whose path "
+                        "has no ':' or ',' (ln -s works: the link's path is what is mounted).")
     return path
 
 
@@ -154,6 +172,7 @@ def make_tasks(inputs: list[Path]) -> tuple[Task, ...]:
     tasks = tuple(Task(i, path) for i, path in enumerate(inputs, 1))
     seen: dict[str, Task] = {}
     for task in tasks:
+        _check_product_dir(task)
         other = seen.setdefault(task.product_dir, task)
         if other is not task:
             raise UserError(f"inputs {other.input} and {task.input} would write the same "
@@ -163,31 +182,85 @@ def make_tasks(inputs: list[Path]) -> tuple[Task, ...]:
     return tasks
 
 
+def _check_product_dir(task: Task) -> None:
+    """products/NAME is the task's /data bind mount and is emptied before each attempt: NAME
+    must be one real folder name that the runtimes' mount syntax keeps whole."""
+    name = task.product_dir
+    if name in ("", ".", ".."):
+        raise UserError(f"the input {task.input} gives no product folder name (its name is "
+                        f"only {shown(task.name)}).", "rename the file, e.g. jw01_nis_uncal.fits.")
+    problem = grammar.mount_source_problem(name)
+    if problem:
+        raise UserError(f"the input {task.input} writes its products to products/{name}/, "
+                        f"which is bind-mounted into its task, and {problem}.",
+                        "rename the file without ':' or ','.")
+
+
 # -- options -------------------------------------------------------------------------------------
 def check_runtime(runtime: str) -> str:
     if runtime not in RUNTIMES:
-        raise UserError(f"unknown runtime '{runtime}'.",
+        raise UserError(f"--runtime {shown(runtime)} is an unknown runtime.",
                         f"give --runtime one of {', '.join(RUNTIMES)}.")
     return runtime
 
 
 def check_pipeline(pipeline: str) -> str:
-    if not PIPELINE_RE.match(pipeline):
-        raise UserError(f"'{pipeline}' is not a pipeline or step name.",
+    if not grammar.full(grammar.DOTTED_IDENTIFIER, pipeline) or len(pipeline) > PIPELINE_MAX:
+        raise UserError(f"the pipeline {shown(pipeline)} is not a pipeline or step name.",
                         "give a strun alias (calwebb_detector1, calwebb_image2, ...) or a class "
-                        "(jwst.pipeline.Detector1Pipeline).")
+                        f"(jwst.pipeline.Detector1Pipeline): ASCII letters, digits, '_' and '.', "
+                        f"at most {PIPELINE_MAX} characters.")
     return pipeline
 
 
+def check_image(runtime: str, image: str) -> str:
+    """The image as given goes into the scripts' header comments, batch.json and status
+    lines; docker and podman names are references (a leading '-' would be an option)."""
+    is_file = runtime != "docker" and os.path.lexists(image)
+    if not is_file and runtime in ("docker", "podman") and not grammar.is_reference(image):
+        raise UserError(f"the image {shown(image)} is not a {runtime} image name or id"
+                        + (" nor an image archive file." if runtime == "podman" else "."),
+                        f"give a tag (niriss-pipe:jwst_1584) or an id from '{runtime} images'"
+                        + (", or the docker-archive file (python build.py export IMAGE --to "
+                           "docker-archive)." if runtime == "podman" else "."))
+    problem = grammar.text_problem(image)
+    if problem:
+        raise UserError(f"the image {shown(image)} cannot be written into the batch scripts: "
+                        f"{problem}.", "rename the file, or give a link to it (ln -s TARGET LINK) "
+                        "whose name has no control characters.")
+    return image
+
+
+def check_strun_args(args: tuple[str, ...]) -> tuple[str, ...]:
+    """Each is shell-quoted in task.sh; a line break or a control character has no place in
+    one, and would break the script's one-command-per-line layout and the logs."""
+    for arg in args:
+        problem = grammar.text_problem(arg) or (
+            f"it is {len(arg)} characters long (at most {STRUN_ARG_MAX})"
+            if len(arg) > STRUN_ARG_MAX else None) or ("it is empty" if not arg else None)
+        if problem:
+            raise UserError(f"--strun-arg {shown(arg)} cannot be passed to strun: {problem}.",
+                            "give one strun option per --strun-arg, e.g. --strun-arg=--steps."
+                            "jump.rejection_threshold=5 (spaces and quotes are fine: it is "
+                            "quoted for the shell).")
+    return tuple(args)
+
+
 def check_context(context: str | None) -> str | None:
-    if context is not None and not CONTEXT_RE.match(context):
-        raise UserError(f"--context '{context}' is not a JWST context name.",
-                        "give it as jwst_NNNN.pmap, or leave it out to use the image's.")
+    if context is not None and not grammar.is_pmap(context):
+        raise UserError(f"--context {shown(context)} is not a JWST context name.",
+                        "give it as jwst_NNNN.pmap (ASCII digits), or leave it out to use the "
+                        "image's.")
     return context
 
 
 def check_cache(cache: Path, context: str | None) -> Path:
     cache = Path(os.path.abspath(cache))
+    problem = grammar.mount_source_problem(str(cache))
+    if problem:
+        raise UserError(f"--cache {shown(cache)} is bind-mounted into every task, and "
+                        f"{problem}.", "give --cache a path without ':' or ',' (a link works: "
+                        "ln -s CACHE /shared/crds_cache).")
     if not cache.is_dir():
         raise UserError(f"the CRDS cache {cache} does not exist.",
                         "give --cache the shared cache folder (fill one with python build.py "
@@ -199,36 +272,62 @@ def check_cache(cache: Path, context: str | None) -> Path:
     return cache
 
 
+def count(option: str, value: int | str, fix: str) -> int:
+    """A positive whole number from the CLI's text (ASCII digits only: int() would take
+    '１０' and ' 10\\n') or from code."""
+    if isinstance(value, bool) or not (isinstance(value, int)
+                                       or grammar.full(grammar.COUNT, value)):
+        raise UserError(f"{option} {shown(value)} is not a whole number.",
+                        f"give it in ASCII digits (at most 6); {fix}")
+    if int(value) < 1:
+        raise UserError(f"{option} {int(value)} must be at least 1.", fix)
+    return int(value)
+
+
+_NAME_FIX = f"letters, digits, '_', '.', '+' and '-', at most {grammar.SLURM_NAME_MAX} " \
+            "characters"
+
+
 def check_slurm(options: SlurmOptions) -> SlurmOptions:
-    if options.time is not None and not TIME_RE.match(options.time):
-        raise UserError(f"--time '{options.time}' is not a SLURM time.",
-                        "give minutes, MM:SS, HH:MM:SS or D-HH:MM:SS, e.g. --time 00:30:00.")
-    if options.mem is not None and not MEM_RE.match(options.mem):
-        raise UserError(f"--mem '{options.mem}' is not a SLURM memory size.",
-                        "give a number with an optional K, M, G or T suffix, e.g. --mem 8G.")
-    if options.cpus < 1:
-        raise UserError(f"--cpus {options.cpus} must be at least 1.", "e.g. --cpus 2.")
-    if options.throttle is not None and options.throttle < 1:
-        raise UserError(f"--throttle {options.throttle} must be at least 1.",
-                        "it is the most tasks that run at once (the %N of --array).")
-    for line in options.extra:
-        option = line.split("=", 1)[0].split()[0] if line.strip() else ""
-        if not line.startswith("-") or "\n" in line:
-            raise UserError(f"--sbatch '{line}' is not one sbatch option.",
-                            "give each option separately, e.g. --sbatch=--account=jwst "
-                            "--sbatch=--qos=normal.")
-        if option in MANAGED_SBATCH:
-            raise UserError(f"--sbatch '{line}' sets {option}, which the batch manages.",
-                            "leave it out: the array comes from the inputs and --throttle, "
-                            "and logs go to the batch folder's logs/.")
-    if not re.match(r"^[A-Za-z0-9_.+-]+$", options.job_name):
-        raise UserError(f"the job name '{options.job_name}' has characters SLURM does not "
-                        "keep.", "use letters, digits, '_', '.', '+' and '-'.")
-    return options
+    """The options as they go into #SBATCH lines, each checked against its grammar; the
+    counts as ints."""
+    if options.partition is not None and not grammar.is_slurm_name(options.partition,
+                                                                    many=True):
+        raise UserError(f"--partition {shown(options.partition)} is not a SLURM partition name "
+                        "or a comma-separated list of them.",
+                        f"use {_NAME_FIX}, e.g. --partition compute (see sinfo).")
+    for option, value in (("--account", options.account), ("--qos", options.qos)):
+        if value is not None and not grammar.is_slurm_name(value):
+            raise UserError(f"{option} {shown(value)} is not a SLURM {option[2:]} name.",
+                            f"use {_NAME_FIX}, e.g. {option} jwst (see sacctmgr show assoc "
+                            "user=$USER).")
+    if options.time is not None and not grammar.full(grammar.SLURM_TIME, options.time):
+        raise UserError(f"--time {shown(options.time)} is not a SLURM time.",
+                        "give minutes, MM:SS, HH:MM:SS or D-HH:MM:SS in ASCII digits, e.g. "
+                        "--time 00:30:00.")
+    if options.mem is not None and not grammar.full(grammar.SLURM_MEMORY, options.mem):
+        raise UserError(f"--mem {shown(options.mem)} is not a SLURM memory size.",
+                        "give a number in ASCII digits with an optional K, M, G or T suffix, "
+                        "e.g. --mem 8G.")
+    cpus = count("--cpus", options.cpus, "e.g. --cpus 2.")
+    throttle = None if options.throttle is None else count(
+        "--throttle", options.throttle, "it is the most tasks that run at once (the %N of "
+        "--array), e.g. --throttle 50.")
+    if not grammar.is_slurm_name(options.job_name):
+        raise UserError(f"--job-name {shown(options.job_name)} has characters SLURM does not "
+                        "keep, or is too long.", f"use {_NAME_FIX}.")
+    extra = tuple(sbatchopts.check(word) for word in options.extra)
+    return replace(options, cpus=cpus, throttle=throttle, extra=extra)
 
 
 def check_folder(folder: Path) -> Path:
     folder = Path(os.path.abspath(folder))
+    problem = grammar.sbatch_path_problem(str(folder))
+    if problem:
+        raise UserError(f"the output folder {shown(folder)} cannot hold a batch: {problem}, and "
+                        "its path is written into '#SBATCH --output=' and bind-mounted into "
+                        "every task.", "give -o a path of ASCII letters, digits and . _ - + @ "
+                        "only (no space, '%', ':', ',', quotes or other punctuation).")
     if (folder / PLAN_FILE).exists():
         raise UserError(f"{folder} already holds a batch.",
                         f"see it with python build.py batch status {folder}, rerun its failed "
@@ -241,9 +340,6 @@ def check_folder(folder: Path) -> Path:
     if not folder.parent.is_dir():
         raise UserError(f"the parent of the output folder ({folder.parent}) does not exist.",
                         "create it first, or give -o a path in an existing folder.")
-    if re.search(r"[\s%]", str(folder)):
-        raise UserError(f"the output folder {folder} has a space or '%' in its path, which "
-                        "#SBATCH --output cannot carry.", "give -o a path without them.")
     return folder
 
 

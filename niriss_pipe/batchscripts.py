@@ -14,15 +14,20 @@ import jinja2
 
 from . import __version__
 from .batchplan import INPUT_SUFFIXES, Plan
+from .grammar import one_line
 from .runtimes import commands
 
 TEMPLATES = Path(__file__).parent / "templates"
 
 
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
-                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
-                              autoescape=False)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                             autoescape=False)
+    # Every value in a '#' line (comments and #SBATCH lines) goes through this: a line break
+    # there would start a shell command. The plan's checks refuse such values before.
+    env.filters["comment"] = one_line
+    return env
 
 
 def array_spec(indices: list[int], throttle: int | None) -> str:

@@ -146,7 +146,7 @@ def _batch_parser(sub, common) -> None:
     workers = argparse.ArgumentParser(add_help=False)
     workers.add_argument("--local", action="store_true",
                          help="run the tasks on this machine instead of submitting to SLURM")
-    workers.add_argument("-j", "--jobs", type=int, default=2, metavar="N",
+    workers.add_argument("-j", "--jobs", default=2, metavar="N",
                          help="parallel tasks with --local (default: 2)")
     workers.add_argument("--dry-run", action="store_true",
                          help="print the scripts and the sbatch command; write and run nothing")
@@ -171,15 +171,18 @@ def _batch_parser(sub, common) -> None:
     p.add_argument("--strun-arg", action="append", default=[], metavar="ARG",
                    help="extra strun argument, repeatable (e.g. --strun-arg=--steps.jump."
                    "rejection_threshold=5)")
-    p.add_argument("--partition", help="#SBATCH --partition")
+    p.add_argument("--partition", help="#SBATCH --partition (one, or a comma-separated list)")
+    p.add_argument("--account", help="#SBATCH --account to charge")
+    p.add_argument("--qos", help="#SBATCH --qos")
     p.add_argument("--time", help="#SBATCH --time per task, e.g. 01:00:00")
     p.add_argument("--mem", help="#SBATCH --mem per task, e.g. 8G")
-    p.add_argument("--cpus", type=int, default=1, help="#SBATCH --cpus-per-task (default: 1)")
-    p.add_argument("--throttle", type=int, metavar="N",
-                   help="at most N tasks at once (--array=...%%N)")
+    p.add_argument("--cpus", default=1, metavar="N",
+                   help="#SBATCH --cpus-per-task (default: 1)")
+    p.add_argument("--throttle", metavar="N", help="at most N tasks at once (--array=...%%N)")
     p.add_argument("--job-name", default="niriss-pipe", help="#SBATCH --job-name")
     p.add_argument("--sbatch", action="append", default=[], metavar="OPTION",
-                   help="an extra #SBATCH option, repeatable (e.g. --sbatch=--account=jwst)")
+                   help="an extra #SBATCH option, repeatable, its value attached "
+                   "(e.g. --sbatch=--constraint=haswell); not those the batch sets")
     p = actions.add_parser("status", parents=[common], help="each task's state and a summary")
     p.add_argument("folder", type=Path, metavar="DIR")
     p.add_argument("--json", action="store_true", help="machine-readable")
@@ -548,9 +551,10 @@ def _batch(args, reporter: Reporter) -> int:
             image=args.image, pipeline=args.pipeline, inputs=tuple(args.inputs),
             output=args.output, cache=args.cache, runtime=args.runtime, context=args.context,
             strun_args=tuple(args.strun_arg),
-            slurm=SlurmOptions(partition=args.partition, time=args.time, mem=args.mem,
-                               cpus=args.cpus, throttle=args.throttle,
-                               extra=tuple(args.sbatch), job_name=args.job_name))
+            slurm=SlurmOptions(partition=args.partition, account=args.account, qos=args.qos,
+                               time=args.time, mem=args.mem, cpus=args.cpus,
+                               throttle=args.throttle, extra=tuple(args.sbatch),
+                               job_name=args.job_name))
         return batch.submit(request, reporter, local=args.local, workers=args.jobs,
                             dry_run=args.dry_run)
     if args.action == "status":

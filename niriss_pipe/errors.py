@@ -9,6 +9,15 @@ from __future__ import annotations
 import textwrap
 
 
+def shown(value, limit: int = 80) -> str:
+    """A user's value in a message: quoted, as its repr when it holds control or other
+    unprintable characters (a newline is seen, not obeyed), shortened when long."""
+    text = str(value)
+    head = text if len(text) <= limit else text[:limit - 20]
+    quoted = f"'{head}'" if head.isprintable() and "'" not in head else repr(head)
+    return quoted if head is text else f"{quoted[:-1]}...{quoted[-1]} ({len(text)} characters)"
+
+
 class UserError(Exception):
     """An error caused by input or environment that the user can fix."""
 

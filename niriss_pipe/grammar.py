@@ -55,17 +55,35 @@ MOVING_REFS = frozenset({"HEAD", "FETCH_HEAD", "ORIG_HEAD", "main", "master", "d
 # -- SLURM ---------------------------------------------------------------------------------------
 SLURM_NAME = re.compile(r"[A-Za-z0-9_.+-]+", A)  # partition, account, qos, job name
 SLURM_NAMES = re.compile(r"[A-Za-z0-9_.+-]+(?:,[A-Za-z0-9_.+-]+)*", A)  # a list, e.g. partitions
-SLURM_TIME = re.compile(r"[0-9]+|[0-9]+:[0-9]{2}|[0-9]+:[0-9]{2}:[0-9]{2}|[0-9]+-[0-9]+"
-                        r"|[0-9]+-[0-9]+:[0-9]{2}|[0-9]+-[0-9]+:[0-9]{2}:[0-9]{2}", A)
-SLURM_MEMORY = re.compile(r"[0-9]+[KMGT]?", A)
+SLURM_NAME_MAX = 128  # ours: SLURM sets none this low, and no real name comes near it
+_MIN, _SS, _DAYS, _HOURS = "[0-9]{1,8}", "[0-9]{2}", "[0-9]{1,5}", "[0-9]{1,2}"
+SLURM_TIME = re.compile(rf"{_MIN}|{_MIN}:{_SS}|{_MIN}:{_SS}:{_SS}|{_DAYS}-{_HOURS}"
+                        rf"|{_DAYS}-{_HOURS}:{_SS}|{_DAYS}-{_HOURS}:{_SS}:{_SS}"
+                        r"|UNLIMITED|INFINITE", A)
+SLURM_MEMORY = re.compile(r"[0-9]{1,12}[KMGT]?", A)
+COUNT = re.compile(r"[0-9]{1,6}", A)  # --cpus, --throttle, -j: ASCII digits, never '１０'
+# One word of an #SBATCH line as sbatch's get_argument reads it, with nothing it would split,
+# unquote, unescape or cut as a comment (space, quotes, backslash, '#'), and nothing a reader
+# might expect a shell to expand ($, backticks, ~): letters, digits and this punctuation.
+SBATCH_PUNCTUATION = "_ . , : = + / @ % * ! | & [ ] -"
+SBATCH_WORD = re.compile(r"[A-Za-z0-9_.,:=+/@%*!|&\[\]-]+", A)
+SBATCH_OPTION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*", A)
+# The batch folder lands unquoted in '#SBATCH --output=FOLDER/logs/slurm/%A_%a.out' and in bind
+# mounts: an absolute path of POSIX portable file-name characters (and + @), nothing else.
+SBATCH_PATH = re.compile(r"/[A-Za-z0-9._+@/-]*", A)
 
 # -- identifiers ---------------------------------------------------------------------------------
 DOTTED_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*", A)
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# What cannot be one line of a generated text file: C0 and C1 controls, Unicode line and
+# paragraph separators, and lone surrogates (bytes that were not UTF-8, surrogate-escaped).
+_NOT_TEXT = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 # Characters a bind-mount source cannot hold: ':' splits docker -v, apptainer --bind and ch-run
 # --bind; ',' splits apptainer's bind list and docker --mount.
-_MOUNT_BREAKERS = re.compile(r"[:,\x00-\x1f\x7f]")
+_MOUNT_BREAKERS = re.compile(r"[:,]")
+_NAMED = {"\n": "a newline", "\r": "a carriage return", "\t": "a tab", "\x1b": "an escape",
+          " ": "a space", "'": "a quote (')", '"': 'a quote (")', "\\": "a backslash"}
 
 
 def full(pattern: re.Pattern, value) -> bool:
@@ -152,13 +170,64 @@ def is_moving_ref(value: str) -> bool:
             or value.endswith("HEAD"))
 
 
+def _char(char: str) -> str:
+    if char in _NAMED:
+        return _NAMED[char]
+    if "\ud800" <= char <= "\udfff":
+        return "a byte that is not UTF-8"
+    return f"'{char}'" if char.isprintable() else f"the control character {char!r}"
+
+
+def text_problem(value: str) -> str | None:
+    """Why ``value`` cannot be written as (part of) one line of a text file: 'it holds a
+    newline', ... (None when it can)."""
+    found = _NOT_TEXT.search(value)
+    return f"it holds {_char(found.group())}" if found else None
+
+
+def one_line(value) -> str:
+    """``value`` as one line whatever it holds: what a template puts in a comment line, where
+    a line break would start a command. Checks refuse such values first; this is the backstop."""
+    return _NOT_TEXT.sub(lambda m: m.group().encode("unicode_escape", "backslashreplace")
+                         .decode("ascii"), str(value))
+
+
 def mount_source_problem(path: str) -> str | None:
     """Why a host path cannot be a bind-mount source for every runtime (None when it can)."""
+    problem = text_problem(path)
+    if problem:
+        return problem
     found = _MOUNT_BREAKERS.search(path)
     if found is None:
         return None
-    char = found.group()
-    shown = {"\n": "a newline", "\t": "a tab"}.get(char, f"'{char}'" if char.isprintable()
-                                                      else f"the control character {char!r}")
-    return f"it holds {shown}, which breaks the bind-mount syntax of docker, podman, ch-run " \
-           "or apptainer"
+    return f"it holds {_char(found.group())}, which breaks the bind-mount syntax of docker, " \
+           "podman, ch-run or apptainer"
+
+
+def sbatch_word_problem(word: str) -> str | None:
+    """Why ``word`` cannot be one word of an #SBATCH line as written (None when it can)."""
+    problem = text_problem(word)
+    if problem:
+        return problem.replace("it holds", "holds")
+    for char in word:
+        if not SBATCH_WORD.fullmatch(char):
+            return f"holds {_char(char)}"
+    return None
+
+
+def sbatch_path_problem(path: str) -> str | None:
+    """Why ``path`` cannot follow ``#SBATCH --output=`` and be a bind-mount source."""
+    problem = text_problem(path)
+    if problem:
+        return problem
+    if not path.startswith("/"):
+        return "it is not absolute"
+    for char in path:
+        if not SBATCH_PATH.fullmatch("/" + char):
+            return f"it holds {_char(char)}"
+    return None
+
+
+def is_slurm_name(value, *, many: bool = False) -> bool:
+    """A partition, account, qos or job name (``many``: a comma-separated list of them)."""
+    return full(SLURM_NAMES if many else SLURM_NAME, value) and len(value) <= SLURM_NAME_MAX

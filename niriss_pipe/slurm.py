@@ -61,8 +61,8 @@ def submit(script: Path, array: str, cwd: Path, offset: int = 0) -> str:
     if proc.returncode != 0:
         message = (proc.stderr or proc.stdout).strip()
         raise UserError(f"sbatch refused the job array: {message}",
-                        "fix the SLURM option it names (--partition, --time, --mem, --cpus, "
-                        "--sbatch), or ask your site which limits apply.")
+                        "fix the SLURM option it names (--partition, --account, --qos, --time, "
+                        "--mem, --cpus, --sbatch), or ask your site which limits apply.")
     return proc.stdout.strip().split(";")[0]
 
 

@@ -43,7 +43,7 @@ input_dir=$(dirname "$input")
 input_name=$(basename "$input")
 name=${input_name%.fits}
 case "$name" in
-    *_uncal | *_rate | *_rateints | *_cal | *_calints | *_trapsfilled | *_ramp) name=${name%_*} ;;
+    ?*_uncal | ?*_rate | ?*_rateints | ?*_cal | ?*_calints | ?*_trapsfilled | ?*_ramp) name=${name%_*} ;;
 esac
 products="$batch/products/$name"
 container="niriss-pipe-${job//[^A-Za-z0-9_.-]/-}-$index-$$"

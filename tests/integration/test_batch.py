@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -218,6 +219,8 @@ def test_submit_errors_name_the_fix_and_write_nothing(area, exposures, synthetic
         (["--runtime", "singularity"], "unknown runtime"),
         (["--time", "1h"], "is not a SLURM time"),
         (["--sbatch=--array=1-9"], "which the batch manages"),
+        (["--sbatch=-a1-9"], "which the batch manages"),
+        (["--partition", "batch\n#SBATCH --array=1-9"], "--partition 'batch\\n#SBATCH"),
     ]
     for extra, message in cases:
         proc = submit(default_image, [str(exposures / GOOD[0])], out, synthetic_cache, *extra,
@@ -249,6 +252,31 @@ def test_submit_errors_name_the_fix_and_write_nothing(area, exposures, synthetic
         in dry.stdout
     assert "#SBATCH --output=" in dry.stdout and "docker run --rm --init" in dry.stdout
     assert not out.exists()
+
+
+def test_the_sbatch_option_table_matches_this_sbatch(tmp_path):
+    """sbatchopts' table (from slurm_opt.c) holds every option this sbatch lists, with the
+    same short letters; and this sbatch reads the spellings the batch refuses as it says
+    (--arr and -Qa are --array; --ti is ambiguous), from an #SBATCH line, with --test-only."""
+    from niriss_pipe import sbatchopts
+    from niriss_pipe.errors import UserError
+
+    help_text = run("sbatch", "--help").stdout
+    listed = set(re.findall(r"--([a-z][a-z0-9-]*)", help_text))
+    assert len(listed) > 80 and listed <= set(sbatchopts.LONG), listed - set(sbatchopts.LONG)
+    pairs = dict(re.findall(r"^\s+-([A-Za-z]),?\s+--([a-z-]+)", help_text, re.M))
+    assert len(pairs) > 30
+    assert {letter: sbatchopts.SHORT[letter][0] for letter in pairs} == pairs
+    script = tmp_path / "probe.sbatch"
+    for word, says in [("--arr=x", "Invalid job array specification"),
+                       ("-Qax", "Invalid job array specification"),
+                       ("-ax", "Invalid job array specification"),
+                       ("--ti=5", "is ambiguous"), ("--exp=NONE", "is ambiguous")]:
+        script.write_text(f"#!/bin/bash\n#SBATCH {word}\ntrue\n")
+        proc = run("sbatch", "--test-only", str(script), check=False)
+        assert says in proc.stderr, (word, proc.stderr)
+        with pytest.raises(UserError):
+            sbatchopts.check(word)
 
 
 def test_array_under_podman_loads_the_archive_and_gives_the_same_products(

@@ -90,11 +90,14 @@ def test_option_checks():
     for bad in ("calwebb detector1", "../x.asdf", ""):
         with pytest.raises(UserError):
             check_pipeline(bad)
-    check_slurm(SlurmOptions(time="1-02:00:00", mem="8G", cpus=2, throttle=4,
-                             extra=("--account=jwst", "--qos normal")))
+    checked = check_slurm(SlurmOptions(time="1-02:00:00", mem="8G", cpus="2", throttle="4",
+                                       account="jwst", qos="normal",
+                                       extra=("--constraint=haswell", "--gres=gpu:1")))
+    assert (checked.cpus, checked.throttle) == (2, 4)
     for bad in (SlurmOptions(time="1h"), SlurmOptions(mem="8GB"), SlurmOptions(cpus=0),
                 SlurmOptions(throttle=0), SlurmOptions(extra=("--array=1-3",)),
                 SlurmOptions(extra=("-o x.log",)), SlurmOptions(extra=("account=x",)),
+                SlurmOptions(extra=("--account=jwst",)), SlurmOptions(extra=("--qos normal",)),
                 SlurmOptions(job_name="my job")):
         with pytest.raises(UserError) as err:
             check_slurm(bad)
@@ -109,8 +112,10 @@ def test_output_folder_must_be_new_or_empty(tmp_path):
         check_folder(tmp_path / "full")
     with pytest.raises(UserError, match="does not exist"):
         check_folder(tmp_path / "no" / "such" / "parent")
-    with pytest.raises(UserError, match="space or '%'"):
-        check_folder(tmp_path / "my batch")
+    for name, what in (("my batch", "a space"), ("b%j", "'%'"), ("a:b", "':'"), ("a,b", "','")):
+        with pytest.raises(UserError, match=f"it holds {what}") as err:
+            check_folder(tmp_path / name)
+        assert "#SBATCH --output=" in err.value.what and "-o" in err.value.fix
 
 
 def test_array_spec_collapses_runs_and_throttles():
@@ -178,9 +183,9 @@ def test_array_script_golden():
                 pipeline="calwebb_detector1", cache=Path("/shared/crds_cache"), context=None,
                 tasks=make_tasks_unchecked([Path(f"/raw/jw{i:02d}_nis_uncal.fits")
                                             for i in range(1, 41)]),
-                slurm=SlurmOptions(partition="jwst", time="01:00:00", mem="8G", cpus=2,
-                                   throttle=10, extra=("--account=jwst-cal",),
-                                   job_name="nis-det1"))
+                slurm=SlurmOptions(partition="jwst", account="jwst-cal", qos="normal",
+                                   time="01:00:00", mem="8G", cpus=2, throttle=10,
+                                   extra=("--constraint=haswell",), job_name="nis-det1"))
     text = array_script(plan)
     golden = GOLDEN / "batch-array.sbatch"
     if os.environ.get("UPDATE_GOLDEN"):
@@ -452,3 +457,49 @@ def test_a_refused_later_block_keeps_what_was_submitted(tmp_path, monkeypatch):
     assert [(s["jobs"], s["indices"]) for s in saved.submissions] == [({"77": 0}, [1, 2])]
     statuses = batchstate.task_statuses(saved)
     assert [(s.state, s.reason) for s in statuses][2:] == [("pending", "never submitted")] * 2
+
+
+# -- names and paths that reach the task script ------------------------------------------------
+def test_task_script_finds_the_product_folder_python_named(tmp_path, stand_in):
+    """products/NAME is emptied before each attempt: task.sh must derive NAME exactly as
+    product_dir_name does (an input named only a suffix once made it products/ itself)."""
+    env, _ = stand_in
+    names = ["_uncal.fits", "a__uncal.fits", "jw_x_rateints.fits", "odd.fits", "x_cal"]
+    inputs = files(tmp_path / "in", *names)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    plan = make_plan(tmp_path / "b", inputs, cache=cache)
+    batch.write_folder(plan)
+    for task in plan.tasks:
+        assert run_task(plan, task.index, env).returncode == 0
+    products = plan.folder / "products"
+    assert sorted(p.name for p in products.iterdir()) == sorted(
+        task.product_dir for task in plan.tasks) == sorted(
+        ["_uncal", "a_", "jw_x", "odd", "x"])
+    for task in plan.tasks:  # each kept its own product: no later task emptied another's
+        assert len(list((products / task.product_dir).iterdir())) == 1, task.product_dir
+
+
+@pytest.mark.parametrize("name", [".fits", "..fits", "...fits"])
+def test_inputs_that_name_no_product_folder_are_refused(tmp_path, name):
+    with pytest.raises(UserError, match="gives no product folder name"):
+        make_tasks(files(tmp_path / "in", name))
+
+
+def test_shell_characters_in_cache_and_input_paths_stay_quoted(tmp_path, stand_in):
+    """Cache and input folders are refused only for ':', ',' and control characters: the
+    rest is quoted. Run as a task, they reach the runtime as they are and run nothing."""
+    env, log = stand_in
+    inputs = files(tmp_path / "raw $(touch PWNED) x;y`touch PWNED`", "jw01 (1)_uncal.fits")
+    cache = tmp_path / "crds $(touch PWNED);'q\"`touch PWNED`"
+    cache.mkdir()
+    plan = make_plan(tmp_path / "b", inputs, cache=cache)
+    batch.write_folder(plan)
+    proc = subprocess.run(["bash", str(plan.folder / "task.sh"), "1"], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    calls = log.read_text()
+    assert f"{inputs[0].parent}:/mnt/0:ro" in calls and f"{cache}:/crds:ro" in calls
+    assert "/mnt/0/jw01 (1)_uncal.fits" in calls
+    assert (plan.folder / "products" / "jw01 (1)" / "jw01 (1)_rate.fits").is_file()
+    assert not list(tmp_path.rglob("PWNED")) and not (ROOT / "PWNED").exists()
