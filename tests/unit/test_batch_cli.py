@@ -9,6 +9,8 @@ podman names are refused by their grammar before any engine is asked.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import shlex
 import subprocess
@@ -66,15 +68,39 @@ class Submit:
         self.out = self.out or str(self.area / "out")
         self.cache = self.cache or str(crds_cache(self.area / "crds_cache"))
 
-    def run(self) -> subprocess.CompletedProcess:
+    def argv(self) -> list[str]:
         """Options first, then '--' and the positionals: an image or input named '-rf'
         reaches the checks (without '--' argparse takes it as an option)."""
-        argv = [sys.executable, str(ROOT / "build.py"), "batch", "submit", "-o", self.out,
-                "--cache", self.cache, "--runtime", self.runtime, *self.extra, "--dry-run",
-                "--", self.image, self.pipeline, *self.inputs]
+        return ["batch", "submit", "-o", self.out, "--cache", self.cache, "--runtime",
+                self.runtime, *self.extra, "--dry-run", "--", self.image, self.pipeline,
+                *self.inputs]
+
+    def run(self) -> subprocess.CompletedProcess:
+        """The command as a user types it: a new interpreter running build.py."""
         env = {**os.environ, "PATH": "/usr/bin:/bin"}  # no sbatch needed for a dry run
-        return subprocess.run(argv, cwd=self.area, capture_output=True, text=True, timeout=60,
+        return subprocess.run([sys.executable, str(ROOT / "build.py"), *self.argv()],
+                              cwd=self.area, capture_output=True, text=True, timeout=60,
                               env=env)
+
+    def run_here(self) -> subprocess.CompletedProcess:
+        """The same command through ``cli.main`` in this process (what build.py calls), for
+        the hundreds of table cases: a new interpreter each would take a minute."""
+        from niriss_pipe import cli
+
+        out, err = io.StringIO(), io.StringIO()
+        cwd, path = os.getcwd(), os.environ.get("PATH", "")
+        os.chdir(self.area)
+        os.environ["PATH"] = "/usr/bin:/bin"
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                try:
+                    code = cli.main(self.argv())
+                except SystemExit as exc:  # argparse's own refusals
+                    code = exc.code if isinstance(exc.code, int) else 2
+        finally:
+            os.chdir(cwd)
+            os.environ["PATH"] = path
+        return subprocess.CompletedProcess(self.argv(), code, out.getvalue(), err.getvalue())
 
 
 # Values that must never reach a SLURM value, a name or a number unchecked.
@@ -240,16 +266,23 @@ class Outcome:
     proc: subprocess.CompletedProcess
 
 
+SUBPROCESS_EVERY = 25  # every 25th case also runs as a new interpreter, as a user types it
+
+
 @pytest.fixture(scope="module")
 def outcomes(tmp_path_factory) -> dict[str, Outcome]:
-    """Every case run once, as many at a time as there are cores (each is a CLI start)."""
+    """Every case run once through cli.main; every SUBPROCESS_EVERY-th also through build.py
+    in a new interpreter (both must refuse it the same way)."""
     prepared = {}
     for number, case in enumerate(CASES):
         area = tmp_path_factory.mktemp(f"case{number}")
         submit = case.build(area)
         prepared[case.id] = (area, tree(area), submit)
+    procs = {key: submit.run_here() for key, (_, _, submit) in prepared.items()}
+    typed = list(prepared)[::SUBPROCESS_EVERY]
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        procs = dict(zip(prepared, pool.map(lambda item: item[2].run(), prepared.values())))
+        for key, proc in zip(typed, pool.map(lambda key: prepared[key][2].run(), typed)):
+            assert (proc.returncode, proc.stderr) == (procs[key].returncode, procs[key].stderr)
     return {key: Outcome(area, before, procs[key])
             for key, (area, before, _) in prepared.items()}
 
