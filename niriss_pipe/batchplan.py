@@ -243,6 +243,12 @@ def check_strun_args(args: tuple[str, ...]) -> tuple[str, ...]:
                             "give one strun option per --strun-arg, e.g. --strun-arg=--steps."
                             "jump.rejection_threshold=5 (spaces and quotes are fine: it is "
                             "quoted for the shell).")
+        option = arg.split("=", 1)[0]
+        if len(option) >= len("--output_d") and "--output_dir".startswith(option):
+            raise UserError(f"--strun-arg {shown(arg)} sets strun's output folder, which the "
+                            "batch sets to each task's products/NAME/ (mounted at /data): "
+                            "products written elsewhere in the container are lost.",
+                            "leave it out; products are in BATCH_DIR/products/NAME/.")
     return tuple(args)
 
 

@@ -80,6 +80,9 @@ MANAGED = {
     "test-only": "it estimates a start time instead of submitting; use --dry-run to see the "
                  "scripts",
     "help": _PRINTS, "usage": _PRINTS, "version": _PRINTS, "autocomplete": _PRINTS,
+    "signal": "a task stops on TERM (scancel, the time limit) and removes its container; any "
+              "other signal would kill it without that, leaving the container running; "
+              "leave it out",
 }
 # Options batch submit has its own flag for (checked against their grammar there).
 OWN_FLAG = {"partition": "--partition", "account": "--account", "qos": "--qos",

@@ -102,7 +102,7 @@ def test_a_value_after_a_short_flag_is_not_an_option():
     "--constraint=[rack1*2|rack2*4]", "--gres=gpu:1", "--gres=gpu:a100:2", "--time-min=10",
     "--mem-per-cpu=4G", "--mail-user=jdoe@stsci.edu", "--mail-type=END,FAIL",
     "--dependency=afterok:123:456", "--nodelist=node[01-04]", "--exclude=n1,n2",
-    "--signal=B:USR1@60", "--begin=now+1hour", "--requeue", "--get-user-env",
+    "--begin=now+1hour", "--requeue", "--get-user-env",
     "--reservation=maint", "--comment=nis-det1", "--chdir=/shared/runs", "-k", "--nice=10",
     "--x11",  # not in the table: a site's SPANK plugin may add it
 ])
@@ -257,3 +257,18 @@ def test_a_hostile_value_that_got_past_the_checks_runs_nothing(tmp_path):
         script.write_text(render(plan))
         subprocess.run(["bash", str(script)], cwd=tmp_path, capture_output=True, timeout=30)
         assert not (tmp_path / "PWNED").exists(), render.__name__
+
+
+@pytest.mark.parametrize("word", ["--signal=B:USR1@60", "--sig=TERM@30", "--signal=USR2"])
+def test_signal_is_refused_because_only_term_stops_a_task_cleanly(word):
+    with pytest.raises(UserError, match="leaving the container running"):
+        sbatchopts.check(word)
+
+
+@pytest.mark.parametrize("arg", ["--output_dir=/tmp", "--output_d=x", "--output_di", "--output_dir"])
+def test_strun_output_folder_is_the_batch_s(arg):
+    from niriss_pipe.batchplan import check_strun_args
+
+    with pytest.raises(UserError, match="sets strun's output folder"):
+        check_strun_args((arg,))
+    assert check_strun_args(("--output_file=x", "--steps.jump.skip=true"))
