@@ -265,7 +265,8 @@ def test_signal_is_refused_because_only_term_stops_a_task_cleanly(word):
         sbatchopts.check(word)
 
 
-@pytest.mark.parametrize("arg", ["--output_dir=/tmp", "--output_d=x", "--output_di", "--output_dir"])
+@pytest.mark.parametrize("arg", ["--output_dir=/tmp", "--output_d=x", "--output_di",
+                                 "--output_dir"])
 def test_strun_output_folder_is_the_batch_s(arg):
     from niriss_pipe.batchplan import check_strun_args
 
