@@ -153,8 +153,9 @@ def check_space(cache: Path, todo: list[Wanted], label: str) -> None:
             f"{len(todo)} {label} to fetch need {human_bytes(need)} "
             f"({human_bytes(sum(w.size for w in todo))} of files); nothing of them was written.",
             "free space there, or give --cache a folder on a disk with room (a cache can be "
-            "moved or mounted anywhere), or fetch less with --references datasets --datasets "
-            "<exposures>; then run the same sync again.")
+            "moved or mounted anywhere)" + (", or fetch less with --references datasets "
+                                             "--datasets <exposures>" if label == "references"
+                                             else "") + "; then run the same sync again.")
 
 
 def _write_error(exc: CacheWriteError, cache: Path) -> UserError:
