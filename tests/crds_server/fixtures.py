@@ -78,6 +78,8 @@ def large_crds_store(crds_store, tmp_path_factory) -> Path:
 
 @pytest.fixture
 def slow_crds_server(large_crds_store):
-    """A server on the large store whose file transfers run at SLOW_RATE each."""
+    """A server on the large store whose file transfers run at SLOW_RATE each; it names its
+    large file, size and rate (``large``, ``large_size``, ``rate``) for the tests."""
     with CRDSServer(large_crds_store, link=Link(per_connection=SLOW_RATE)) as server:
+        server.large, server.large_size, server.rate = LARGE_REFERENCE, LARGE_SIZE, SLOW_RATE
         yield server

@@ -19,10 +19,11 @@ import yaml
 from conftest import ROOT, cli, docker, write_spec
 
 from niriss_pipe.crdscache import has_context
+from niriss_pipe.download import Manifest
 from niriss_pipe.sync import MANIFEST
-from tests.crds_server.fixtures import LARGE_REFERENCE, LARGE_SIZE, SLOW_RATE
 
 pytest_plugins = ["tests.crds_server.fixtures"]
+LARGE_REFERENCE = "jwst_niriss_dark_0003.fits"  # what the slow_crds_server fixture pads
 
 P1, P2 = "jwst_0001.pmap", "jwst_0002.pmap"
 
@@ -32,8 +33,10 @@ def sync(server, cache, *args, check=True):
 
 
 def niriss_refs(cache: Path) -> set[str]:
+    """References under their real names (a sync's temporary files are hidden)."""
     folder = cache / "references" / "jwst" / "niriss"
-    return {p.name for p in folder.iterdir()} if folder.is_dir() else set()
+    return {p.name for p in folder.iterdir() if not p.name.startswith(".")} \
+        if folder.is_dir() else set()
 
 
 def hidden_files(cache: Path) -> list[Path]:
@@ -286,6 +289,7 @@ def test_store_rmaps_select_what_the_client_selects(server, crds_manifest, tmp_p
 
 def test_killed_mid_file_every_check_names_the_missing_file_and_a_resync_completes_it(
         slow_crds_server, default_image_id, crds_manifest, tmp_path):
+    assert slow_crds_server.large == LARGE_REFERENCE
     cache = tmp_path / "cache"
     proc = start_sync(slow_crds_server, cache)
     wait_in_flight(cache, 2**20, proc)
@@ -319,6 +323,7 @@ def test_killed_mid_file_every_check_names_the_missing_file_and_a_resync_complet
 
 def test_ctrl_c_mid_file_exits_at_once_and_records_what_completed(slow_crds_server,
                                                                    crds_manifest, tmp_path):
+    assert slow_crds_server.large == LARGE_REFERENCE
     cache = tmp_path / "cache"
     proc = start_sync(slow_crds_server, cache)
     in_flight = wait_in_flight(cache, 4 * 2**20, proc)  # the small files are done by then
@@ -326,16 +331,14 @@ def test_ctrl_c_mid_file_exits_at_once_and_records_what_completed(slow_crds_serv
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     took = time.monotonic() - sent
-    remaining = (LARGE_SIZE - in_flight) / SLOW_RATE
-    print(f"\nSIGINT to exit during a {LARGE_SIZE >> 20} MiB download: {took:.2f} s "
-          f"(the file had {remaining:.1f} s to go)")
+    remaining = (slow_crds_server.large_size - in_flight) / slow_crds_server.rate
+    print(f"\nSIGINT to exit during a {slow_crds_server.large_size >> 20} MiB download: "
+          f"{took:.2f} s (the file had {remaining:.1f} s to go)")
     assert proc.returncode == 130, out + err
     assert err.strip().splitlines()[-1].startswith("interrupted: ") and "Traceback" not in err
     assert took < remaining  # measured above; only bound: before the file could have finished
     refs = set(crds_manifest["contexts"][P1]["references"]["niriss"])
     assert niriss_refs(cache) == refs - {LARGE_REFERENCE} and part_files(cache) == []
-    from niriss_pipe.download import Manifest
-
     recorded = {Path(k).name for k in Manifest(cache / MANIFEST, cache).entries}
     assert recorded >= refs - {LARGE_REFERENCE} and LARGE_REFERENCE not in recorded
     assert f"1 reference missing: {LARGE_REFERENCE}" in cli(
