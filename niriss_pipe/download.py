@@ -78,7 +78,7 @@ class CacheWriteError(Exception):
 
     def __init__(self, name: str, path: Path, error: OSError):
         self.name, self.path, self.error = name, path, error
-        self.completed = 0
+        self.completed, self.label = 0, "files"
         super().__init__(f"{name}: writing {path} failed: {error.strerror or error}")
 
     @property
@@ -196,7 +196,7 @@ def fetch(files: list[Wanted], manifest: Manifest, *, jobs: int = 8,
     for worker in workers:
         worker.start()
     try:
-        _collect(len(todo), results, manifest, report)
+        _collect(len(todo), results, manifest, report, label)
     finally:
         transfers.stop()  # nothing in flight when all came back; else cut it (Ctrl-C, errors)
         deadline = time.monotonic() + STOP_GRACE
@@ -209,7 +209,8 @@ def fetch(files: list[Wanted], manifest: Manifest, *, jobs: int = 8,
     return report
 
 
-def _collect(count: int, results: queue.Queue, manifest: Manifest, report: FetchReport) -> None:
+def _collect(count: int, results: queue.Queue, manifest: Manifest, report: FetchReport,
+             label: str) -> None:
     """Record each result as it comes; a write error in the cache ends the fetch."""
     for _ in range(count):
         while True:
@@ -224,12 +225,14 @@ def _collect(count: int, results: queue.Queue, manifest: Manifest, report: Fetch
             continue
         if error is not None:  # CacheWriteError, or a bug (keeps its traceback)
             if isinstance(error, CacheWriteError):
-                error.completed = len(report.fetched)
+                error.completed, error.label = len(report.fetched), label
             raise error
         try:
             manifest.record(want)
         except OSError as exc:
-            raise CacheWriteError(want.name, manifest.journal, exc) from None
+            error = CacheWriteError(want.name, manifest.journal, exc)
+            error.completed, error.label = len(report.fetched), label
+            raise error from None
         report.fetched.append(want.name)
         report.bytes += want.size
 

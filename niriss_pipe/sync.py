@@ -111,8 +111,10 @@ def _sync(request: SyncRequest, cache: Path, reporter: Reporter) -> SyncResult:
         names = _rpc(api.get_mapping_names, request, request.context)
         mappings = _wanted(info, "mapping_url", names, lambda n: cache / "mappings/jwst" / n)
         reporter.say(f"{request.context}: {len(names)} mappings")
-        mapping_report = _fetch(mappings, manifest, request, reporter, "mappings",
-                                before=lambda todo: check_space(cache, todo, "mappings"))
+        config_size = len(repr(info))  # the server config written next (its download_metadata
+        mapping_report = _fetch(mappings, manifest, request, reporter, "mappings",  # is big)
+                                before=lambda todo: check_space(cache, todo, "mappings",
+                                                                config_size))
         _write_config(info, cache)
 
         refs = _reference_names(request, cache)
@@ -135,16 +137,14 @@ def _sync(request: SyncRequest, cache: Path, reporter: Reporter) -> SyncResult:
     return SyncResult(mapping_report, ref_report, mappings, wanted)
 
 
-def check_space(cache: Path, todo: list[Wanted], label: str) -> None:
-    """Refuse before fetching when the cache's file system cannot hold ``todo``."""
-    if not todo:
+def check_space(cache: Path, todo: list[Wanted], label: str, extra: int = 0) -> None:
+    """Refuse before fetching when the cache's file system cannot hold ``todo`` (each file
+    rounded up to whole blocks) and ``extra`` bytes more."""
+    if not todo and not extra:
         return
-    folder = cache
-    while not folder.exists():
-        folder = folder.parent
-    stat = os.statvfs(folder)
+    stat = os.statvfs(cache)
     block = stat.f_frsize or 4096
-    need = (sum(-(-w.size // block) * block for w in todo) + HEADROOM
+    need = (sum(-(-w.size // block) * block for w in todo) + HEADROOM + extra
             + HEADROOM_PER_FILE * len(todo))
     free = stat.f_bavail * stat.f_frsize
     if need > free:
@@ -159,7 +159,7 @@ def check_space(cache: Path, todo: list[Wanted], label: str) -> None:
 
 
 def _write_error(exc: CacheWriteError, cache: Path) -> UserError:
-    done = f"{exc.completed} files completed before it are verified and recorded"
+    done = f"the {exc.completed} {exc.label} fetched before it are verified and recorded"
     if exc.disk_full:
         free = human_bytes(_free(cache))
         return UserError(f"the file system of the CRDS cache {cache} is full ({free} free): "
