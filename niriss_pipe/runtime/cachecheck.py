@@ -195,7 +195,8 @@ def check(crds_path, context, scope=None, instrument="niriss"):
     'instrument' (what host commands do); the image passes its own crds.scope."""
     record = read_records(crds_path).get(context)
     record = record if isinstance(record, dict) else None
-    status = Status(crds_path, context, scope or (record or {}).get("scope") or "instrument")
+    scope = scope or (record or {}).get("scope")
+    status = Status(crds_path, context, scope if scope in SCOPES else "instrument")
     status.record = record
     if not os.path.isfile(os.path.join(crds_path, SERVER_CONFIG)):
         status.problems.append("config/jwst/server_config is missing")

@@ -315,6 +315,8 @@ def test_scope_from_the_environment_must_be_known(cache, capsys, monkeypatch):
 def test_a_record_of_another_instrument_or_garbled_is_not_used(cache):
     _record(cache, scope="instrument", instrument="fgs", references=[])
     assert cachecheck.check(str(cache), PMAP).source == "the cached NIRISS rmaps"
+    _record(cache, scope="everything", references=[])  # a hand edit: the default applies
+    assert cachecheck.check(str(cache), PMAP).scope == "instrument"
     (cache / cachecheck.RECORD).write_text('{"jwst_0100.pmap": {"scope": "instr')  # never
     assert cachecheck.read_records(str(cache)) == {}  # written so, but never trusted either
 
