@@ -6,6 +6,7 @@ SPEC   ?= images/default.yaml
 ARGS   ?=
 SYNC_ARGS ?=
 BATCH_ARGS ?=
+CHECK_ARGS ?=
 
 .PHONY: help demo image images base sync cache test unit lint bench bench-sync bench-batch clean
 
@@ -20,7 +21,8 @@ help:
 	@echo "make unit          only the tests that need no engine"
 	@echo "make lint          ruff"
 	@echo "make bench         benchmarks, results in bench/results/ (ARGS for bench/run.py, SYNC_ARGS"
-	@echo "                   for bench/sync.py, BATCH_ARGS for bench/batch.py)"
+	@echo "                   for bench/sync.py, BATCH_ARGS for bench/batch.py, CHECK_ARGS for"
+	@echo "                   bench/cachecheck.py, e.g. --image niriss-pipe:jwst_1584)"
 	@echo "make bench-sync    only our sync's downloads against plain crds sync (SYNC_ARGS)"
 	@echo "make bench-batch   only batch throughput: SLURM arrays per runtime against a host loop"
 	@echo "                   (BATCH_ARGS)"
@@ -62,6 +64,7 @@ bench: $(VENV)/.installed
 	$(PY) bench/run.py $(ARGS)
 	$(PY) bench/sync.py $(SYNC_ARGS)
 	$(PY) bench/batch.py $(BATCH_ARGS)
+	$(PY) bench/cachecheck.py $(CHECK_ARGS)
 
 bench-sync: $(VENV)/.installed
 	$(PY) bench/sync.py $(SYNC_ARGS)

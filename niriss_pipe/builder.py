@@ -19,6 +19,7 @@ from pathlib import Path
 from . import grammar
 from . import lock as locking
 from . import render as rendering
+from . import syncrecord
 from .base import resolve as resolve_base
 from .buildcontext import BuildContext, DiskFile, make_context
 from .crdscache import DEFAULT_CACHE, resolve_imap
@@ -112,7 +113,7 @@ class BakedCache:
 
 def bake_cache(spec: ImageSpec, options: BuildOptions, reporter) -> BakedCache:
     """Sync the spec's context into the host cache (a no-op when it is already verified
-    there), then list exactly its closure and references for the image."""
+    there), then list exactly its closure, references and record for the image."""
     request = SyncRequest(context=spec.context, cache=options.cache, scope=spec.scope,
                           datasets=spec.datasets, server=options.crds_server,
                           jobs=options.sync_jobs, assume_yes=True)
@@ -124,6 +125,11 @@ def bake_cache(spec: ImageSpec, options: BuildOptions, reporter) -> BakedCache:
     files = {f"crds/config/jwst/{name}": (config / name).read_bytes()
              for name in ("server_config", "ref_cache_subdir_mode", "bad_files.txt")
              if (config / name).is_file()}
+    # The context's record, so the image's check-cache knows its references (for scope
+    # datasets the only source); only this context, no host paths or times.
+    record = syncrecord.entry(spec.scope, request.instrument,
+                              [w.dest.name for w in result.reference_files], True)
+    files[f"crds/{syncrecord.RECORD_PATH}"] = syncrecord.text({spec.context: record})
     lines = "".join(f"{name} {item.sha1}\n" for name, item in sorted(disk.items()))
     refs = result.reference_files
     return BakedCache(files, disk, {

@@ -1,8 +1,9 @@
 """What a host CRDS cache holds, and pruning what no kept context needs.
 
 Sizes are grouped by instrument and reference type from CRDS file names
-(``jwst_<instrument>_<reftype>_NNNN.<ext>``); which files a context needs comes
-from the ``crds`` client's own reading of the cached mappings.
+(``jwst_<instrument>_<reftype>_NNNN.<ext>``). Each context is listed complete or
+incomplete with what it lacks (``crdscache.status``, the same check the image runs);
+which files pruning keeps comes from the ``crds`` client's own reading of the mappings.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import crdscache
 from .errors import UserError
 from .progress import human_bytes
 from .sync import crds_environment
@@ -23,6 +25,7 @@ REF_NAME = re.compile(r"^jwst_(?P<instrument>[a-z0-9]+)_(?P<reftype>[a-z0-9-]+)_
 class CacheSummary:
     contexts: list[str]
     sizes: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # -> [files, bytes]
+    states: dict[str, str] = field(default_factory=dict)  # context -> complete / incomplete: ...
 
     @property
     def total(self) -> int:
@@ -30,21 +33,22 @@ class CacheSummary:
 
 
 def summarize(cache: Path) -> CacheSummary:
-    mappings = cache / "mappings" / "jwst"
-    contexts = sorted(p.name for p in mappings.glob("jwst_*.pmap")) if mappings.is_dir() else []
+    contexts = crdscache.contexts(cache)
+    states = {c: crdscache.describe(crdscache.status(cache, c), cache) for c in contexts}
     sizes: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
     for path in _reference_files(cache):
         match = REF_NAME.match(path.name)
         key = (match["instrument"], match["reftype"]) if match else ("other", "other")
         sizes[key][0] += 1
         sizes[key][1] += path.stat().st_size
-    return CacheSummary(contexts, dict(sorted(sizes.items())))
+    return CacheSummary(contexts, dict(sorted(sizes.items())), states)
 
 
 def format_summary(cache: Path, summary: CacheSummary) -> str:
     lines = [f"{cache}: {len(summary.contexts)} contexts, {human_bytes(summary.total)} of "
              "references"]
-    lines += [f"  context {name}" for name in summary.contexts]
+    lines += [f"  context {name}: {summary.states.get(name, 'not checked')}"
+              for name in summary.contexts]
     by_instrument: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for (instrument, _), (files, nbytes) in summary.sizes.items():
         by_instrument[instrument][0] += files

@@ -445,33 +445,71 @@ def _sync(args, reporter: Reporter) -> int:
 
 
 def _verify_cache(args, reporter: Reporter) -> int:
+    from .cachepath import check_readable
+    from .errors import os_error
+
+    check_readable(args.cache)
+    try:
+        return _verify_cache_checks(args.cache, reporter)
+    except OSError as exc:
+        raise os_error(exc, "--cache", "make the cache readable by this user (or run as its "
+                       "owner), then check it again.") from None
+
+
+def _verify_cache_checks(cache: Path, reporter: Reporter) -> int:
+    """Every context complete (mappings and the references its scope needs), then every
+    recorded file against its verified sha1."""
+    from . import crdscache
     from .download import Manifest
     from .errors import VerificationError
     from .sync import MANIFEST
 
-    manifest = Manifest(args.cache / MANIFEST, args.cache)
+    incomplete = []
+    for pmap in crdscache.contexts(cache):
+        state = crdscache.status(cache, pmap)
+        reporter.say(f"  {pmap}: {crdscache.describe(state, cache)}")
+        if not state.complete:
+            incomplete.append(state)
+    if incomplete:
+        first = incomplete[0]
+        raise VerificationError(
+            f"{len(incomplete)} context{'s' if len(incomplete) > 1 else ''} in {cache} cannot "
+            f"be served offline: {first.context}: {first.missing_text()}.",
+            "; ".join(state.sync_command(str(cache)) for state in incomplete)
+            + " (a sync fetches only what is missing).")
+    manifest = Manifest(cache / MANIFEST, cache)
     if not manifest.entries:
-        raise UserError(f"{args.cache} has no record of verified downloads ({MANIFEST}).",
+        raise UserError(f"{cache} has no record of verified downloads ({MANIFEST}).",
                         "fill it with python build.py sync, or check it against the server with "
                         "python build.py sync --verify.")
     problems = manifest.problems()
     for key, problem in problems.items():
         reporter.say(f"  {key}: {problem}")
     if problems:
-        raise VerificationError(f"{len(problems)} of {len(manifest.entries)} files in {args.cache} "
-                          "fail verification.", "repair them with python build.py sync --verify "
-                          "(re-fetches only those).")
-    reporter.say(f"{args.cache}: all {len(manifest.entries)} recorded files verified")
+        raise VerificationError(f"{len(problems)} of {len(manifest.entries)} files in {cache} "
+                                "fail verification.", "repair them with python build.py sync "
+                                "--verify (re-fetches only those).")
+    reporter.say(f"{cache}: all {len(manifest.entries)} recorded files verified")
     return 0
 
 
 def _cache(args, reporter: Reporter) -> int:
+    from .cachepath import check_readable
+    from .errors import os_error
+
+    check_readable(args.cache)
+    try:
+        return _cache_listing(args, reporter)
+    except OSError as exc:
+        raise os_error(exc, "--cache", "make the cache readable (and writable to prune) by this "
+                       "user, or run as its owner.") from None
+
+
+def _cache_listing(args, reporter: Reporter) -> int:
+    from . import syncrecord
     from .cachereport import format_summary, summarize, unneeded
     from .spec import load_spec
 
-    if not args.cache.is_dir():
-        raise UserError(f"there is no CRDS cache at {args.cache}.",
-                        "give --cache DIR, or fill one with python build.py sync SPEC.")
     if not args.prune:
         reporter.say(format_summary(args.cache, summarize(args.cache)))
         return 0
@@ -486,6 +524,8 @@ def _cache(args, reporter: Reporter) -> int:
         if not args.dry_run:
             path.unlink()
         reporter.detail(f"{'would remove' if args.dry_run else 'removed'} {path}")
+    if not args.dry_run:
+        syncrecord.forget(args.cache, [p.name for p in doomed if p.suffix == ".pmap"])
     reporter.say(f"{'would remove' if args.dry_run else 'removed'} {len(doomed)} files "
                  f"({human_bytes(total)}) not used by {', '.join(keep) or 'any kept context'}")
     return 0

@@ -1,7 +1,9 @@
-"""CRDS layer (host side): what a host CRDS cache holds for a context.
+"""CRDS layer (host side): what a host CRDS cache holds for a context, and what it lacks.
 
-The in-image ``runtime.cachecheck`` walks the mapping closure with the
-standard library only; the host reuses it rather than importing ``crds``.
+The in-image ``runtime.cachecheck`` walks the mapping closure and checks the
+references a context needs with the standard library only; the host reuses it
+rather than importing ``crds``, so ``verify-cache``, ``cache`` and the image's
+``check-cache`` agree on what "complete" means.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import re
 from pathlib import Path
 
 from .errors import SpecError
+from .runtime import cachecheck
 from .runtime.cachecheck import missing_mappings
 from .spec import ImageSpec
 
@@ -45,3 +48,29 @@ def has_context(cache: Path, pmap: str) -> bool:
     """True when the cache holds the server config and the full mapping closure of ``pmap``."""
     return (cache / "config" / "jwst" / "server_config").is_file() and not missing_mappings(
         str(cache), pmap)
+
+
+def contexts(cache: Path) -> list[str]:
+    """The contexts a cache holds (cached pmaps) or a sync recorded."""
+    mapdir = cache / "mappings" / "jwst"
+    held = {p.name for p in mapdir.glob("*.pmap")} if mapdir.is_dir() else set()
+    return sorted(held | set(cachecheck.read_records(str(cache))))
+
+
+def status(cache: Path, pmap: str) -> cachecheck.Status:
+    """What ``pmap`` needs from the cache and what is missing: the scope its sync recorded,
+    else every NIRISS reference its cached rmaps select (as the image checks it)."""
+    return cachecheck.check(str(cache), pmap)
+
+
+def describe(state: cachecheck.Status, cache: Path) -> str:
+    """``complete (...)`` or ``incomplete: <what is missing>; fix: <sync command>``."""
+    interrupted = "" if not state.record or state.record.get("complete", True) else (
+        "; its last sync did not finish")
+    if not state.complete:
+        return (f"incomplete: {state.missing_text()}{interrupted}; fix: "
+                f"{state.sync_command(str(cache))}")
+    if state.references is None:
+        return f"complete (mappings; references not checked: {state.unchecked})"
+    return (f"complete ({state.references} references, scope {state.scope}, named by "
+            f"{state.source})")

@@ -67,3 +67,12 @@ class VerificationError(UserError):
     """Files that do not match what was verified or what the server lists."""
 
     exit_code = 1
+
+
+def os_error(exc: OSError, option: str, fix: str) -> UserError:
+    """An OSError on a path the user gave (``option`` names where: '--cache') as the one
+    paragraph: the path, what the system said, the fix."""
+    path = exc.filename if exc.filename is not None else ""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    shown = f"{option} {path}".strip() if option else str(path)
+    return UserError(f"{shown}: {reason[0].lower() + reason[1:]}.", fix)

@@ -6,6 +6,11 @@ or the best references of given datasets, computed locally as ``crds sync
 --dataset-files`` does) and writes the server config that makes the cache work
 offline. ``download.fetch`` then does the transfers in parallel, verified
 against the server's size and sha1 before anything takes its real name.
+
+Before fetching, the sync checks the cache's free space against what it is about to
+fetch, and records what the context needs (``syncrecord``) so an interrupted sync still
+says what is missing. Anything a user can cause (a --cache that is a file, read-only or
+full) is a UserError; a failed sync leaves no temporary file and no empty folder it made.
 """
 
 from __future__ import annotations
@@ -16,8 +21,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .download import FetchReport, Manifest, Wanted, fetch
-from .errors import UserError
+from . import syncrecord
+from .cachepath import check_writable, cleanup_on_failure
+from .download import CacheWriteError, FetchReport, Manifest, Wanted, fetch
+from .errors import UserError, os_error
 from .progress import Reporter, human_bytes
 from .spec import PMAP_RE
 
@@ -25,6 +32,8 @@ DEFAULT_SERVER = "https://jwst-crds.stsci.edu"
 SCOPES = ("none", "instrument", "datasets")
 MANIFEST = Path("config/jwst/niriss-pipe-verified.json")
 CONFIRM_OVER = 5 * 2**30  # ask before downloading more than this
+HEADROOM = 64 * 2**10  # beyond the files: server config, records, the manifest's compaction
+HEADROOM_PER_FILE = 512  # bytes of manifest and journal per file
 
 
 @dataclass(frozen=True)
@@ -75,7 +84,20 @@ def crds_environment(cache: Path, server: str):
 def sync(request: SyncRequest, reporter: Reporter) -> SyncResult:
     """Sync ``request.context`` into ``request.cache``; raise UserError on any failure."""
     _check(request)
+    check_writable(request.cache, "--cache")
     cache = request.cache.resolve()
+    with cleanup_on_failure(cache):
+        try:
+            return _sync(request, cache, reporter)
+        except CacheWriteError as exc:
+            raise _write_error(exc, cache) from None
+        except OSError as exc:
+            raise os_error(exc, "--cache", "check the cache folder (it must be a writable "
+                           "folder with room for the files); then run the same sync again: "
+                           "verified files are kept.") from None
+
+
+def _sync(request: SyncRequest, cache: Path, reporter: Reporter) -> SyncResult:
     cache.mkdir(parents=True, exist_ok=True)
     manifest = Manifest(cache / MANIFEST, cache)
     with crds_environment(cache, request.server):
@@ -89,18 +111,73 @@ def sync(request: SyncRequest, reporter: Reporter) -> SyncResult:
         names = _rpc(api.get_mapping_names, request, request.context)
         mappings = _wanted(info, "mapping_url", names, lambda n: cache / "mappings/jwst" / n)
         reporter.say(f"{request.context}: {len(names)} mappings")
-        mapping_report = _fetch(mappings, manifest, request, reporter, "mappings")
+        config_size = len(repr(info))  # the server config written next (its download_metadata
+        mapping_report = _fetch(mappings, manifest, request, reporter, "mappings",  # is big)
+                                before=lambda todo: check_space(cache, todo, "mappings",
+                                                                config_size))
         _write_config(info, cache)
 
         refs = _reference_names(request, cache)
         wanted = _wanted(info, "reference_url", refs, _reference_path)
-        todo = [w for w in wanted if not manifest.trusted(w, request.verify)]
-        total = sum(w.size for w in todo)
-        reporter.say(f"references ({request.scope}): {len(refs)} files, {len(todo)} to fetch, "
-                     f"{human_bytes(total)}")
-        _confirm(request, total, len(todo))
-        ref_report = _fetch(wanted, manifest, request, reporter, "references")
+        datasets = tuple(p.name for p in _dataset_files(request.datasets))
+
+        def before_references(todo: list[Wanted]) -> None:
+            total = sum(w.size for w in todo)
+            reporter.say(f"references ({request.scope}): {len(refs)} files, {len(todo)} to "
+                         f"fetch, {human_bytes(total)}")
+            check_space(cache, todo, "references")
+            _confirm(request, total, len(todo))
+            syncrecord.write(cache, request.context, syncrecord.entry(
+                request.scope, request.instrument, refs, False, datasets))
+
+        ref_report = _fetch(wanted, manifest, request, reporter, "references",
+                            before=before_references)
+        syncrecord.write(cache, request.context, syncrecord.entry(
+            request.scope, request.instrument, refs, True, datasets))
     return SyncResult(mapping_report, ref_report, mappings, wanted)
+
+
+def check_space(cache: Path, todo: list[Wanted], label: str, extra: int = 0) -> None:
+    """Refuse before fetching when the cache's file system cannot hold ``todo`` (each file
+    rounded up to whole blocks) and ``extra`` bytes more."""
+    if not todo and not extra:
+        return
+    stat = os.statvfs(cache)
+    block = stat.f_frsize or 4096
+    need = (sum(-(-w.size // block) * block for w in todo) + HEADROOM + extra
+            + HEADROOM_PER_FILE * len(todo))
+    free = stat.f_bavail * stat.f_frsize
+    if need > free:
+        raise UserError(
+            f"the CRDS cache {cache} has {human_bytes(free)} free on its file system, but the "
+            f"{len(todo)} {label} to fetch need {human_bytes(need)} "
+            f"({human_bytes(sum(w.size for w in todo))} of files); nothing of them was written.",
+            "free space there, or give --cache a folder on a disk with room (a cache can be "
+            "moved or mounted anywhere)" + (", or fetch less with --references datasets "
+                                             "--datasets <exposures>" if label == "references"
+                                             else "") + "; then run the same sync again.")
+
+
+def _write_error(exc: CacheWriteError, cache: Path) -> UserError:
+    done = f"the {exc.completed} {exc.label} fetched before it are verified and recorded"
+    if exc.disk_full:
+        free = human_bytes(_free(cache))
+        return UserError(f"the file system of the CRDS cache {cache} is full ({free} free): "
+                         f"writing {exc.name} failed and was not retried. Nothing partial was "
+                         f"kept; {done}.", "free space there, or give --cache a folder on a disk "
+                         "with room; then run the same sync again: only the missing files are "
+                         "fetched.")
+    return UserError(f"cannot write into the CRDS cache {cache}: {exc}. Nothing partial was kept; "
+                     f"{done}.", "make the folder writable (or give --cache another one); then "
+                     "run the same sync again.")
+
+
+def _free(path: Path) -> int:
+    try:
+        stat = os.statvfs(path)
+    except OSError:
+        return 0
+    return stat.f_bavail * stat.f_frsize
 
 
 def _check(request: SyncRequest) -> None:
@@ -220,9 +297,9 @@ def _confirm(request: SyncRequest, total: int, count: int) -> None:
 
 
 def _fetch(files: list[Wanted], manifest: Manifest, request: SyncRequest, reporter: Reporter,
-           label: str) -> FetchReport:
+           label: str, before=None) -> FetchReport:
     report = fetch(files, manifest, jobs=request.jobs, reporter=reporter, label=label,
-                   rehash=request.verify)
+                   rehash=request.verify, before=before)
     if report.repaired:
         reporter.say(f"  {label}: {len(report.repaired)} cached files did not match the "
                      f"server and were fetched again: {', '.join(report.repaired[:5])}")

@@ -2,9 +2,11 @@
 # niriss-pipe image entrypoint: run any command offline against the image's pinned CRDS context.
 #   selftest      synthetic NIRISS exposure + synthetic context through calwebb_detector1
 #   info          what is in this image and how to run it
-#   check-cache   is the mounted CRDS cache complete for CRDS_CONTEXT?
+#   check-cache   is the mounted CRDS cache complete for CRDS_CONTEXT (its mappings and the
+#                 references of NIRISS_PIPE_CRDS_SCOPE)? Says so, or names what is missing.
 #   anything else is run as given (strun, python, crds, bash ...); pipeline commands check the
-#   cache first so a missing context fails in a second with the sync command, not mid-pipeline.
+#   cache first (silently when complete) so a missing mapping or reference fails in a second
+#   with the sync command, not mid-pipeline.
 set -eu
 
 # `docker run --user UID:GID` may give a HOME that does not exist or is not ours: astropy and
@@ -44,7 +46,7 @@ EOF
         ;;
     strun|collect_pipeline_cfgs)
         if [ "${NIRISS_PIPE_SKIP_CACHE_CHECK:-0}" != 1 ]; then
-            python -m niriss_pipe.runtime.cachecheck
+            python -m niriss_pipe.runtime.cachecheck --quiet
         fi
         ;;
 esac

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.crds_server.server import CRDSServer
+from tests.crds_server.server import CRDSServer, Link
 
 ROOT = Path(__file__).resolve().parents[2]
 STORE_SCRIPT = "/src/tests/crds_server/store.py"  # ROOT is mounted at /src
@@ -53,4 +54,32 @@ def crds_manifest(crds_store) -> dict:
 def crds_server(crds_store):
     """A running CRDSServer on the store; `crds_server.url` is the CRDS_SERVER_URL."""
     with CRDSServer(crds_store) as server:
+        yield server
+
+
+# A store with one large NIRISS reference served over a slow link, so a transfer is in flight
+# for seconds: what kill -9 and Ctrl-C tests need. The dark it pads is in jwst_0001.pmap's
+# NIRISS references (scope instrument) but not what the dataset selects.
+LARGE_REFERENCE = "jwst_niriss_dark_0003.fits"
+LARGE_SIZE = 48 * 2**20
+SLOW_RATE = 4 * 2**20  # bytes/s per transfer: the large file takes 12 s, the others < 0.2 s
+
+
+@pytest.fixture(scope="session")
+def large_crds_store(crds_store, tmp_path_factory) -> Path:
+    """The synthetic store with LARGE_REFERENCE padded to LARGE_SIZE (trailing zeros: the
+    sync checks size and sha1, never FITS structure; nothing runs the pipeline on it)."""
+    store = tmp_path_factory.mktemp("crds_store_large")
+    shutil.copytree(crds_store, store, dirs_exist_ok=True)
+    with open(store / "references" / LARGE_REFERENCE, "r+b") as handle:
+        handle.truncate(LARGE_SIZE)
+    return store
+
+
+@pytest.fixture
+def slow_crds_server(large_crds_store):
+    """A server on the large store whose file transfers run at SLOW_RATE each; it names its
+    large file, size and rate (``large``, ``large_size``, ``rate``) for the tests."""
+    with CRDSServer(large_crds_store, link=Link(per_connection=SLOW_RATE)) as server:
+        server.large, server.large_size, server.rate = LARGE_REFERENCE, LARGE_SIZE, SLOW_RATE
         yield server

@@ -32,6 +32,7 @@ import hashlib
 import json
 import re
 import socket
+import sys
 import threading
 import time
 from collections import Counter
@@ -345,6 +346,12 @@ class _HTTPServer(ThreadingHTTPServer):
 
     daemon_threads = True
     request_queue_size = 128
+
+    def handle_error(self, request, client_address):
+        """A client hanging up mid-transfer (killed, interrupted) is not the server's error."""
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return
+        super().handle_error(request, client_address)
 
 
 class CRDSServer:

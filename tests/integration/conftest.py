@@ -77,6 +77,20 @@ def default_image(default_build) -> str:
 
 
 @pytest.fixture(scope="session")
+def default_image_id(default_build) -> str:
+    """The image this session's build made or found, by id: the default tag may move to
+    another engineer's build of the same spec on a shared engine while the session runs."""
+    import re
+
+    out = default_build[0].stdout
+    found = re.search(r"^built ([0-9a-f]{12}) in ", out, re.MULTILINE) or re.search(
+        r"is up to date \((content-[0-9a-f]+)\)", out)
+    assert found, f"no image id or content tag in the build output:\n{out}"
+    name = found.group(1)
+    return name if not name.startswith("content-") else f"niriss-pipe:{name}"
+
+
+@pytest.fixture(scope="session")
 def synthetic_cache(tmp_path_factory, default_image) -> Path:
     """A host CRDS cache holding the synthetic context, written by the image's own synth."""
     cache = tmp_path_factory.mktemp("crds_cache")

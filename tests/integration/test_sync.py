@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -18,9 +19,11 @@ import yaml
 from conftest import ROOT, cli, docker, write_spec
 
 from niriss_pipe.crdscache import has_context
+from niriss_pipe.download import Manifest
 from niriss_pipe.sync import MANIFEST
 
 pytest_plugins = ["tests.crds_server.fixtures"]
+LARGE_REFERENCE = "jwst_niriss_dark_0003.fits"  # what the slow_crds_server fixture pads
 
 P1, P2 = "jwst_0001.pmap", "jwst_0002.pmap"
 
@@ -30,8 +33,10 @@ def sync(server, cache, *args, check=True):
 
 
 def niriss_refs(cache: Path) -> set[str]:
+    """References under their real names (a sync's temporary files are hidden)."""
     folder = cache / "references" / "jwst" / "niriss"
-    return {p.name for p in folder.iterdir()} if folder.is_dir() else set()
+    return {p.name for p in folder.iterdir() if not p.name.startswith(".")} \
+        if folder.is_dir() else set()
 
 
 def hidden_files(cache: Path) -> list[Path]:
@@ -234,3 +239,168 @@ def test_manifest_records_verified_files(server, tmp_path):
     entries = json.loads((tmp_path / MANIFEST).read_text())
     assert entries and all(len(e["sha1"]) == 40 for e in entries.values())
     assert os.path.isfile(tmp_path / next(iter(entries)))
+
+
+# ------------------------------------------- the cache tells the truth (issue 9, item 4)
+
+def readable(cache: Path) -> Path:
+    """Let the image's user (not root) read a cache root made."""
+    for path in [cache, *cache.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return cache
+
+
+def check_in_image(image: str, cache: Path, context: str, *env: str):
+    """`docker run --rm --network none -v CACHE:/crds:ro IMAGE check-cache`, as a user runs it."""
+    extra = [arg for item in env for arg in ("-e", item)]
+    return docker("run", "--rm", "--network", "none", "-e", f"CRDS_CONTEXT={context}", *extra,
+                  "-v", f"{readable(cache)}:/crds:ro", image, "check-cache", check=False)
+
+
+def part_files(cache: Path) -> list[Path]:
+    return sorted(cache.rglob(".*.part-*"))
+
+
+def start_sync(server, cache: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(ROOT / "build.py"), "sync", "--cache",
+                             str(cache), "--server", server.url, "--context", P1, *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_in_flight(cache: Path, at_least: int, proc: subprocess.Popen) -> int:
+    """Wait until the large reference's temporary file holds ``at_least`` bytes; its size."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        parts = [p for p in part_files(cache) if p.name.startswith(f".{LARGE_REFERENCE}.")]
+        if parts and parts[0].stat().st_size >= at_least:
+            return parts[0].stat().st_size
+        time.sleep(0.05)
+    raise AssertionError(f"the large transfer never got under way:\n{proc.communicate()}")
+
+
+def test_store_rmaps_select_what_the_client_selects(server, crds_manifest, tmp_path):
+    """The stdlib reading of the rmaps (the image's check) equals the crds client's."""
+    from niriss_pipe.runtime import cachecheck
+
+    sync(server, tmp_path, "--context", P1, "--references", "none")
+    assert cachecheck.rmap_references(str(tmp_path), P1) == sorted(
+        crds_manifest["contexts"][P1]["references"]["niriss"])
+
+
+def test_killed_mid_file_every_check_names_the_missing_file_and_a_resync_completes_it(
+        slow_crds_server, default_image_id, crds_manifest, tmp_path):
+    assert slow_crds_server.large == LARGE_REFERENCE
+    cache = tmp_path / "cache"
+    proc = start_sync(slow_crds_server, cache)
+    wait_in_flight(cache, 2**20, proc)
+    proc.kill()  # kill -9: as a power cut or an OOM kill would
+    proc.communicate()
+    refs = set(crds_manifest["contexts"][P1]["references"]["niriss"])
+    assert niriss_refs(cache) == refs - {LARGE_REFERENCE}
+    assert [p.name.split(".part-")[0] for p in part_files(cache)] == [f".{LARGE_REFERENCE}"]
+
+    verify = cli("verify-cache", "--cache", str(cache), check=False)
+    assert verify.returncode == 1, verify.stdout + verify.stderr
+    assert f"1 reference missing: {LARGE_REFERENCE}" in verify.stderr
+    assert f"python build.py sync --context {P1} --cache {cache}" in verify.stderr
+    listing = cli("cache", "--cache", str(cache)).stdout
+    assert f"context {P1}: incomplete: 1 reference missing: {LARGE_REFERENCE}" in listing
+    in_image = check_in_image(default_image_id, cache, P1)
+    assert in_image.returncode == 3, in_image.stdout + in_image.stderr
+    assert f"1 reference missing: {LARGE_REFERENCE}" in in_image.stderr
+
+    slow_crds_server.reset()
+    slow_crds_server.link = None  # the re-run need not wait for the slow link
+    sync(slow_crds_server, cache, "--context", P1)
+    assert slow_crds_server.fetched("reference") == [LARGE_REFERENCE]
+    assert niriss_refs(cache) == refs and part_files(cache) == []
+    assert "all" in cli("verify-cache", "--cache", str(cache)).stdout
+    assert f"context {P1}: complete" in cli("cache", "--cache", str(cache)).stdout
+    in_image = check_in_image(default_image_id, cache, P1)
+    assert in_image.returncode == 0, in_image.stderr
+    assert f"serves {P1} offline" in in_image.stdout and "all 10 references" in in_image.stdout
+
+
+def test_ctrl_c_mid_file_exits_at_once_and_records_what_completed(slow_crds_server,
+                                                                   crds_manifest, tmp_path):
+    assert slow_crds_server.large == LARGE_REFERENCE
+    cache = tmp_path / "cache"
+    proc = start_sync(slow_crds_server, cache)
+    in_flight = wait_in_flight(cache, 4 * 2**20, proc)  # the small files are done by then
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    took = time.monotonic() - sent
+    remaining = (slow_crds_server.large_size - in_flight) / slow_crds_server.rate
+    print(f"\nSIGINT to exit during a {slow_crds_server.large_size >> 20} MiB download: "
+          f"{took:.2f} s (the file had {remaining:.1f} s to go)")
+    assert proc.returncode == 130, out + err
+    assert err.strip().splitlines()[-1].startswith("interrupted: ") and "Traceback" not in err
+    assert took < remaining  # measured above; only bound: before the file could have finished
+    refs = set(crds_manifest["contexts"][P1]["references"]["niriss"])
+    assert niriss_refs(cache) == refs - {LARGE_REFERENCE} and part_files(cache) == []
+    recorded = {Path(k).name for k in Manifest(cache / MANIFEST, cache).entries}
+    assert recorded >= refs - {LARGE_REFERENCE} and LARGE_REFERENCE not in recorded
+    assert f"1 reference missing: {LARGE_REFERENCE}" in cli(
+        "verify-cache", "--cache", str(cache), check=False).stderr
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """mount(8) a tmpfs of a given size (the tests run as root, as CI does); unmounted after."""
+    mounted = []
+
+    def mount(size: str) -> Path:
+        folder = tmp_path / f"disk{len(mounted)}"
+        folder.mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                       check=True)
+        mounted.append(folder)
+        return folder
+
+    try:
+        yield mount
+    finally:
+        for folder in mounted:
+            subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_full_disk_is_refused_before_fetching(server, small_disk):
+    disk = small_disk("8k")  # not even the mappings fit
+    proc = sync(server, disk, "--context", P1, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"the CRDS cache {disk} has 8.0 KiB free" in proc.stderr
+    assert "13 mappings to fetch need" in proc.stderr and "Fix: free space there" in proc.stderr
+    assert list(disk.iterdir()) == [] and server.fetched() == []  # nothing written or fetched
+
+    disk = small_disk("512k")  # the mappings fit, the references do not
+    server.reset()
+    proc = sync(server, disk / "cache", "--context", P1, check=False)
+    assert proc.returncode == 2 and "10 references to fetch need" in proc.stderr
+    assert "--references datasets" in proc.stderr and server.fetched("reference") == []
+    assert not (disk / "cache" / "references").exists() and part_files(disk) == []
+
+
+def test_disk_filling_mid_transfer_fails_clearly_with_nothing_partial(server, small_disk,
+                                                                       monkeypatch):
+    """The free-space check bypassed (another writer fills the disk meanwhile)."""
+    import io
+
+    from niriss_pipe import sync as syncing
+    from niriss_pipe.errors import UserError
+    from niriss_pipe.progress import Reporter
+
+    disk = small_disk("512k")
+    monkeypatch.setattr(syncing, "check_space", lambda *args: None)
+    request = syncing.SyncRequest(context=P1, cache=disk, server=server.url)
+    with pytest.raises(UserError) as caught:
+        syncing.sync(request, Reporter(out=io.StringIO()))
+    message = caught.value.paragraph()
+    assert f"the file system of the CRDS cache {disk} is full" in message
+    assert "was not retried" in message and "Nothing partial was kept" in message
+    fetched = server.fetched("reference")
+    assert len(fetched) == len(set(fetched))  # no retries
+    assert part_files(disk) == []
+    for name in niriss_refs(disk):  # whatever has a real name is whole
+        assert (disk / "references/jwst/niriss" / name).stat().st_size == int(
+            server.store.metadata[name]["size"])

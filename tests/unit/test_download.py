@@ -2,33 +2,43 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
+import signal
+import subprocess
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
-from niriss_pipe.download import Manifest, Wanted, _Progress, fetch
+from niriss_pipe.download import CacheWriteError, Manifest, Wanted, _Progress, fetch
 from niriss_pipe.progress import Reporter
 
 FILES = {f"jwst_niriss_dark_{i:04d}.fits": bytes([i]) * (1000 + 37 * i) for i in range(1, 13)}
 
 
 class Server:
-    """Serves FILES; can corrupt or truncate named files; counts GETs per name."""
+    """Serves FILES; can corrupt or truncate named files; counts GETs per name. ``slow``
+    files ({name: (size, bytes/s)}) stream zeros no faster than their rate."""
 
     def __init__(self):
         self.corrupt: set[str] = set()
         self.truncate: set[str] = set()
         self.gets: dict[str, int] = {}
+        self.slow: dict[str, tuple[int, float]] = {}
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802 - http.server's API
                 name = self.path.rsplit("/", 1)[-1]
                 server.gets[name] = server.gets.get(name, 0) + 1
+                if name in server.slow:
+                    self._stream(*server.slow[name])
+                    return
                 if name not in FILES:
                     self.send_error(404)
                     return
@@ -41,10 +51,23 @@ class Server:
                 self.end_headers()
                 self.wfile.write(sent)
 
+            def _stream(self, size, rate):
+                self.send_response(200)
+                self.send_header("Content-Length", str(size))
+                self.end_headers()
+                block, sent = b"\0" * 65536, 0
+                with contextlib.suppress(OSError):  # the client may hang up
+                    while sent < size:
+                        chunk = block[: size - sent]
+                        self.wfile.write(chunk)
+                        sent += len(chunk)
+                        time.sleep(len(chunk) / rate)
+
             def log_message(self, *args):
                 pass
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/files/"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
@@ -141,3 +164,79 @@ def test_progress_line_has_files_bytes_and_rate():
     line = out.getvalue().strip()
     assert line.startswith("refs 1/4 files  1.0 MiB/4.0 MiB") and line.endswith("/s")
 
+
+
+def _zeros(server, cache, name, size):
+    return Wanted(name, server.url + name, cache / "references/jwst/niriss" / name, size,
+                  hashlib.sha1(b"\0" * size).hexdigest())
+
+
+def _leftovers(root):
+    return [p for p in root.rglob(".*.part-*")]
+
+
+def test_ctrl_c_stops_a_transfer_in_flight_and_keeps_what_completed(server, tmp_path):
+    big = "jwst_niriss_flat_0001.fits"
+    size, rate = 64 * 2**20, 2 * 2**20  # 32 s of transfer
+    server.slow[big] = (size, rate)
+    files = wanted(server, tmp_path) + [_zeros(server, tmp_path, big, size)]
+    manifest = Manifest(tmp_path / "m.json", tmp_path)
+    sent = {}
+
+    def interrupt():  # a real SIGINT, as Ctrl-C sends it, once the big file is under way
+        while not _leftovers(tmp_path):
+            time.sleep(0.05)
+        time.sleep(0.5)
+        sent["at"] = time.monotonic()
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=interrupt, daemon=True).start()
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        fetch(files, manifest, jobs=4, reporter=quiet())
+    took = time.monotonic() - sent["at"]
+    print(f"Ctrl-C to return: {took:.2f} s")  # measured, reported; the bound below is generous
+    assert time.monotonic() - started < size / rate / 2  # far before the file could finish
+    assert not files[-1].dest.exists() and _leftovers(tmp_path) == []
+    recorded = Manifest(tmp_path / "m.json", tmp_path).entries
+    assert {Path(k).name for k in recorded} == set(FILES)  # the small files completed first
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 256 KiB tmpfs, unmounted afterwards (mounting needs root, which CI is)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(disk)], check=True)
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_disk_filling_mid_transfer_fails_at_once_and_leaves_nothing_partial(server, small_disk):
+    big = "jwst_niriss_flat_0002.fits"
+    server.slow[big] = (1 * 2**20, 64 * 2**20)  # fills the disk a quarter of the way in
+    files = [_zeros(server, small_disk, big, 2**20)]
+    manifest = Manifest(small_disk / "m.json", small_disk)
+    with pytest.raises(CacheWriteError) as caught:
+        fetch(files, manifest, jobs=2, reporter=quiet())
+    assert caught.value.disk_full and big in str(caught.value)
+    assert "No space left on device" in str(caught.value)
+    assert server.gets[big] == 1  # not retried: asking again cannot make room
+    assert not files[0].dest.exists() and _leftovers(small_disk) == []
+    stat = os.statvfs(small_disk)
+    assert stat.f_bavail * stat.f_frsize > 200 * 2**10  # the partial file's space is free again
+
+
+def test_disk_full_stops_the_other_transfers_and_keeps_the_completed(server, small_disk):
+    big = "jwst_niriss_flat_0003.fits"
+    server.slow[big] = (2**20, 64 * 2**20)
+    files = wanted(server, small_disk)[:3] + [_zeros(server, small_disk, big, 2**20)]
+    manifest = Manifest(small_disk / "m.json", small_disk)
+    with pytest.raises(CacheWriteError):
+        fetch(files, manifest, jobs=1, reporter=quiet())  # in order: three small, then big
+    recorded = {Path(k).name for k in Manifest(small_disk / "m.json", small_disk).entries}
+    assert recorded == {w.name for w in files[:3]} and _leftovers(small_disk) == []

@@ -101,6 +101,12 @@ def test_manifest_digest_is_the_one_bake_cache_labels(tmp_path, monkeypatch):
     sha1s["config/jwst/server_config"] = "ignored: config is not part of the manifest"
     assert provenance.manifest_digest(sha1s) == baked.buildargs["NIRISS_PIPE_REFERENCES_MANIFEST"]
     assert all(isinstance(v, DiskFile) for v in baked.disk.values())
+    # the context's record rides along, so the image's check-cache knows the references (the
+    # only source for scope datasets): this context only, no host path, no time
+    record = json.loads(baked.files["crds/config/jwst/niriss-pipe-contexts.json"])
+    assert record == {"jwst_0001.pmap": {
+        "scope": "instrument", "instrument": "niriss", "complete": True,
+        "references": ["jwst_niriss_dark_0001.fits", "jwst_niriss_gain_0001.fits"]}}
 
 
 def test_probe_manifests_match_the_host_functions(tmp_path):
