@@ -16,10 +16,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import grammar
+from . import grammar, syncrecord
 from . import lock as locking
 from . import render as rendering
-from . import syncrecord
 from .base import resolve as resolve_base
 from .buildcontext import BuildContext, DiskFile, make_context
 from .crdscache import DEFAULT_CACHE, resolve_imap
