@@ -120,7 +120,7 @@ def test_an_unreadable_file_in_the_cache(area):
 @pytest.fixture
 def read_only(area):
     if os.geteuid() != 0:
-        pytest.skip("mounting a read-only tmpfs needs root")
+        pytest.fail("mounting a read-only tmpfs needs root: the suite runs as root (as CI does)")
     folder = area / "ro"
     folder.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(folder)],

@@ -206,7 +206,8 @@ def test_ctrl_c_stops_a_transfer_in_flight_and_keeps_what_completed(server, tmp_
 def small_disk(tmp_path):
     """A 256 KiB tmpfs, unmounted afterwards (mounting needs root, which CI is)."""
     if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
+        pytest.fail("mounting a tmpfs needs root: the suite runs as root (as CI does), like "
+                    "debootstrap and the engine it drives")
     disk = tmp_path / "disk"
     disk.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(disk)], check=True)
