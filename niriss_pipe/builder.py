@@ -53,6 +53,7 @@ class BuildResult:
     seconds: float
     selftest_output: str = ""
     notes: list[str] = field(default_factory=list)
+    stage_images: dict[str, str] = field(default_factory=dict)  # build stages it made
 
 
 def content_tag(context: BuildContext, base_id: str, epoch: str | None = None) -> str:
@@ -177,7 +178,8 @@ def build(spec: ImageSpec, engine: Engine, options: BuildOptions) -> BuildResult
     took = time.monotonic() - started
     tags = ", ".join(f"{spec.name}:{t}" for t in user_tags(spec))
     say(f"built {image_id[7:19]} in {took:.0f} s, tagged {tags}")
-    result = BuildResult(image_id, user_tags(spec), ctag, True, took, output)
+    result = BuildResult(image_id, user_tags(spec), ctag, True, took, output,
+                         stage_images=dict(outcome.stage_images))
     from .provenance import write_build_record  # build/records/<repository>/<full tag>.json
 
     write_build_record(spec, engine, result, base, no_cache=options.no_cache)

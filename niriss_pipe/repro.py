@@ -180,12 +180,14 @@ def repro(spec_path: Path, engine, options: BuildOptions, keep: Path | None = No
     kept = False  # the work files stay when the comparison fails: they are the evidence
     say(f"repro {spec_path}: two builds with no layer cache as {REPOSITORY}:build-1 and "
         f":build-2 (work files in {work})")
+    stages: list[str] = []  # the builds' environment stages, tagged under REPOSITORY too
     try:
         probes, products = [], []
         for number in (1, 2):
             clock = time.monotonic()
             result = build(spec, engine, opts)
             report.image_ids.append(result.image_id)
+            stages.extend(result.stage_images.values())
             engine.tag(result.image_id, REPOSITORY, f"build-{number}")
             probes.append(run_probe(engine, result.image_id, env=True))
             say(f"  {'manifest':<14} {len(probes[-1]['env_manifest'])} files and symlinks in "
@@ -221,6 +223,8 @@ def repro(spec_path: Path, engine, options: BuildOptions, keep: Path | None = No
         for image_id in report.image_ids:
             for record in find_records(image_id):
                 record.unlink(missing_ok=True)
+            _remove(engine, image_id)
+        for image_id in stages:
             _remove(engine, image_id)
         try:
             (records_dir() / REPOSITORY).rmdir()  # only when no other record is left in it
