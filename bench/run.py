@@ -24,10 +24,10 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from niriss_pipe.base import make_debootstrap_base  # noqa: E402
-from niriss_pipe.engine import Engine  # noqa: E402
-from niriss_pipe.progress import Reporter, human_bytes  # noqa: E402
-from niriss_pipe.spec import load_spec  # noqa: E402
+from niriss_pipe.build.base import make_debootstrap_base  # noqa: E402
+from niriss_pipe.core.progress import Reporter, human_bytes  # noqa: E402
+from niriss_pipe.engine.client import Engine  # noqa: E402
+from niriss_pipe.spec.load import load_spec  # noqa: E402
 
 SPEC = ROOT / "images" / "default.yaml"
 

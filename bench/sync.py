@@ -33,9 +33,9 @@ from typing import Optional
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from niriss_pipe import sync as our_sync  # noqa: E402
-from niriss_pipe.download import Manifest, fetch  # noqa: E402
-from niriss_pipe.progress import Reporter, human_bytes  # noqa: E402
+from niriss_pipe.core.progress import Reporter, human_bytes  # noqa: E402
+from niriss_pipe.crds import sync as our_sync  # noqa: E402
+from niriss_pipe.crds.download import Manifest, fetch  # noqa: E402
 from niriss_pipe.runtime.synth import dict_selector, mapping_text  # noqa: E402
 from tests.crds_server.server import CRDSServer, Link, MiB  # noqa: E402
 

@@ -56,8 +56,8 @@ def write_spec(folder: Path, stem: str, data: dict, lock_of: str = "default") ->
 
 @pytest.fixture(scope="session")
 def engine():
-    from niriss_pipe.engine import Engine
-    from niriss_pipe.progress import Reporter
+    from niriss_pipe.core.progress import Reporter
+    from niriss_pipe.engine.client import Engine
 
     return Engine(Reporter())
 
@@ -65,7 +65,7 @@ def engine():
 @pytest.fixture(scope="session")
 def default_build(engine):
     """The default spec, built (or found up to date) through the CLI: (process, spec)."""
-    from niriss_pipe.spec import load_spec
+    from niriss_pipe.spec.load import load_spec
 
     proc = cli("build", "images/default.yaml")
     return proc, load_spec(ROOT / "images" / "default.yaml")

@@ -258,8 +258,8 @@ def test_the_sbatch_option_table_matches_this_sbatch(tmp_path):
     """sbatchopts' table (from slurm_opt.c) holds every option this sbatch lists, with the
     same short letters; and this sbatch reads the spellings the batch refuses as it says
     (--arr and -Qa are --array; --ti is ambiguous), from an #SBATCH line, with --test-only."""
-    from niriss_pipe import sbatchopts
-    from niriss_pipe.errors import UserError
+    from niriss_pipe.batch import sbatchopts
+    from niriss_pipe.core.errors import UserError
 
     help_text = run("sbatch", "--help").stdout
     listed = set(re.findall(r"--([a-z][a-z0-9-]*)", help_text))

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from conftest import cli
 
-from niriss_pipe.export import ImageFacts, image_facts, sif_script
+from niriss_pipe.export.core import ImageFacts, image_facts, sif_script
 
 SYNTHETIC = "jwst_9999.pmap"
 NOBODY = "nobody"

@@ -13,8 +13,9 @@ import tarfile
 import yaml
 from conftest import ROOT, SOURCE_DATE_EPOCH, cli, docker, write_spec
 
-from niriss_pipe import lock, render
-from niriss_pipe.network import find_ca_bundle
+from niriss_pipe.build.network import find_ca_bundle
+from niriss_pipe.render import dockerfile as render
+from niriss_pipe.spec import lock
 
 
 def test_build_reports_stages_quietly(default_build):

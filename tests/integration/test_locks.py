@@ -11,8 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 import yaml
 from conftest import ROOT, cli, docker, write_spec
 
-from niriss_pipe import lock
-from niriss_pipe.spec import load_spec
+from niriss_pipe.spec import lock
+from niriss_pipe.spec.load import load_spec
 
 
 def upload_dates(name: str, version: str) -> list[str]:

@@ -17,9 +17,10 @@ import pytest
 import yaml
 from conftest import ROOT, cli, write_spec
 
-from niriss_pipe import lock as locking
-from niriss_pipe import provenance, render
-from niriss_pipe.spec import load_spec
+from niriss_pipe.provenance import core as provenance
+from niriss_pipe.render import dockerfile as render
+from niriss_pipe.spec import lock as locking
+from niriss_pipe.spec.load import load_spec
 
 NS = "io.niriss-pipe"
 SITE = "/opt/env/lib/python3.11/site-packages"

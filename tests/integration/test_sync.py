@@ -18,9 +18,9 @@ import pytest
 import yaml
 from conftest import ROOT, cli, docker, write_spec
 
-from niriss_pipe.crdscache import has_context
-from niriss_pipe.download import Manifest
-from niriss_pipe.sync import MANIFEST
+from niriss_pipe.crds.download import Manifest
+from niriss_pipe.crds.hostcache import has_context
+from niriss_pipe.crds.sync import MANIFEST
 
 pytest_plugins = ["tests.crds_server.fixtures"]
 LARGE_REFERENCE = "jwst_niriss_dark_0003.fits"  # what the slow_crds_server fixture pads
@@ -386,9 +386,9 @@ def test_disk_filling_mid_transfer_fails_clearly_with_nothing_partial(server, sm
     """The free-space check bypassed (another writer fills the disk meanwhile)."""
     import io
 
-    from niriss_pipe import sync as syncing
-    from niriss_pipe.errors import UserError
-    from niriss_pipe.progress import Reporter
+    from niriss_pipe.core.errors import UserError
+    from niriss_pipe.core.progress import Reporter
+    from niriss_pipe.crds import sync as syncing
 
     disk = small_disk("512k")
     monkeypatch.setattr(syncing, "check_space", lambda *args: None)

@@ -8,7 +8,7 @@ import shutil
 
 from conftest import ROOT, cli
 
-from niriss_pipe import lock
+from niriss_pipe.spec import lock
 
 NEEDS_OUTSIDE = ("sync", "docker")  # STScI's CRDS server and real data: see the README
 

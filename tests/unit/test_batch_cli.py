@@ -85,7 +85,7 @@ class Submit:
     def run_here(self) -> subprocess.CompletedProcess:
         """The same command through ``cli.main`` in this process (what build.py calls), for
         the hundreds of table cases: a new interpreter each would take a minute."""
-        from niriss_pipe import cli
+        from niriss_pipe.cli import main as cli
 
         out, err = io.StringIO(), io.StringIO()
         cwd, path = os.getcwd(), os.environ.get("PATH", "")
@@ -304,7 +304,7 @@ def test_hostile_values_are_refused_before_anything_is_written(outcomes, case):
 
 def test_there_is_a_case_for_every_submit_option():
     """A new option of batch submit needs its hostile cases here."""
-    from niriss_pipe.cli import _parser
+    from niriss_pipe.cli.main import _parser
 
     def choices(parser, name):
         return next(action for action in parser._actions if action.dest in ("command", "action")

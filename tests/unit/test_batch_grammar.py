@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from niriss_pipe import grammar, sbatchopts
-from niriss_pipe.batchplan import Plan, SlurmOptions, Task
-from niriss_pipe.batchscripts import TEMPLATES, array_script, task_script
-from niriss_pipe.errors import UserError, shown
+from niriss_pipe.batch import sbatchopts
+from niriss_pipe.batch.plan import Plan, SlurmOptions, Task
+from niriss_pipe.batch.scripts import array_script, task_script
+from niriss_pipe.core import grammar
+from niriss_pipe.core.errors import UserError, shown
+from niriss_pipe.core.templates import TEMPLATE_DIR as TEMPLATES
 
 OURS = sorted(set(sbatchopts.MANAGED) | set(sbatchopts.OWN_FLAG))
 OUR_LETTERS = sorted(letter for letter, (name, _) in sbatchopts.SHORT.items() if name in OURS)
@@ -268,7 +270,7 @@ def test_signal_is_refused_because_only_term_stops_a_task_cleanly(word):
 @pytest.mark.parametrize("arg", ["--output_dir=/tmp", "--output_d=x", "--output_di",
                                  "--output_dir"])
 def test_strun_output_folder_is_the_batch_s(arg):
-    from niriss_pipe.batchplan import check_strun_args
+    from niriss_pipe.batch.plan import check_strun_args
 
     with pytest.raises(UserError, match="sets strun's output folder"):
         check_strun_args((arg,))

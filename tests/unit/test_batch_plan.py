@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from niriss_pipe import batch, batchstate
-from niriss_pipe.batchplan import (
+from niriss_pipe.batch import service as batch
+from niriss_pipe.batch import state as batchstate
+from niriss_pipe.batch.plan import (
     Plan,
     SlurmOptions,
     Task,
@@ -26,8 +27,8 @@ from niriss_pipe.batchplan import (
     product_dir_name,
     save_plan,
 )
-from niriss_pipe.batchscripts import array_script, array_spec, task_script
-from niriss_pipe.errors import UserError
+from niriss_pipe.batch.scripts import array_script, array_spec, task_script
+from niriss_pipe.core.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "golden"
@@ -341,7 +342,7 @@ def test_states_from_records_and_queue(tmp_path):
 
 
 def test_large_batches_go_in_blocks_below_max_array_size():
-    from niriss_pipe.slurm import blocks
+    from niriss_pipe.batch.slurm import blocks
 
     assert blocks([1, 2, 3], 1001) == [(0, [1, 2, 3])]
     assert blocks(list(range(1, 2501)), 1001)[1] == (1000, list(range(1001, 2001)))
@@ -431,7 +432,7 @@ def test_local_run_is_seen_running_from_outside_and_cancel_stops_it(tmp_path, st
 def test_a_refused_later_block_keeps_what_was_submitted(tmp_path, monkeypatch):
     """sbatch accepts the first array and refuses the second: the folder stays, the record
     holds only the submitted tasks, and the rest are 'never submitted' for retry."""
-    from niriss_pipe import slurm
+    from niriss_pipe.batch import slurm
 
     calls = []
 

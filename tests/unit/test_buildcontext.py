@@ -6,8 +6,8 @@ import io
 import tarfile
 from pathlib import Path
 
-from niriss_pipe.buildcontext import make_context
-from niriss_pipe.builder import content_tag
+from niriss_pipe.build.builder import content_tag
+from niriss_pipe.render.context import make_context
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCK = b"jwst==3.0.0 --hash=sha256:00\n"

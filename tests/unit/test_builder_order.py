@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from niriss_pipe import builder
-from niriss_pipe.engine import BuildOutcome, RunResult
-from niriss_pipe.errors import EngineError, UserError
-from niriss_pipe.progress import Reporter
-from niriss_pipe.spec import load_spec
+from niriss_pipe.build import builder
+from niriss_pipe.core.errors import EngineError, UserError
+from niriss_pipe.core.progress import Reporter
+from niriss_pipe.engine.client import BuildOutcome, RunResult
+from niriss_pipe.spec.load import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from niriss_pipe import catalog
-from niriss_pipe.errors import UserError
-from niriss_pipe.network import find_ca_bundle, proxy_buildargs
+from niriss_pipe.build.network import find_ca_bundle, proxy_buildargs
+from niriss_pipe.core.errors import UserError
+from niriss_pipe.spec import catalog
 
 
 def test_newest_release_is_default_spec_jwst():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from niriss_pipe.clean import synthetic_files
+from niriss_pipe.build.clean import synthetic_files
 
 
 def test_only_synthetic_serial_and_its_config(tmp_path):

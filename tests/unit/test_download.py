@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from niriss_pipe.download import CacheWriteError, Manifest, Wanted, _Progress, fetch
-from niriss_pipe.progress import Reporter
+from niriss_pipe.core.progress import Reporter
+from niriss_pipe.crds.download import CacheWriteError, Manifest, Wanted, _Progress, fetch
 
 FILES = {f"jwst_niriss_dark_{i:04d}.fits": bytes([i]) * (1000 + 37 * i) for i in range(1, 13)}
 

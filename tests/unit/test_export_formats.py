@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from niriss_pipe import export
-from niriss_pipe.cli import main
-from niriss_pipe.errors import UserError
-from niriss_pipe.export import ImageFacts
+from niriss_pipe.cli.main import main
+from niriss_pipe.core.errors import UserError
+from niriss_pipe.export import core as export
+from niriss_pipe.export.core import ImageFacts
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "golden"

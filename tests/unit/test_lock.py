@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from niriss_pipe import lock
-from niriss_pipe.errors import SpecError, UserError
-from niriss_pipe.spec import load_spec
+from niriss_pipe.core.errors import SpecError, UserError
+from niriss_pipe.spec import lock
+from niriss_pipe.spec.load import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 

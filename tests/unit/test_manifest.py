@@ -12,8 +12,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-from niriss_pipe.download import Wanted
-from niriss_pipe.manifest import Manifest, read_journal
+from niriss_pipe.crds.download import Wanted
+from niriss_pipe.crds.manifest import Manifest, read_journal
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,8 +44,8 @@ def test_killed_writer_loses_no_record(tmp_path):
         import hashlib, os, signal, sys
         from pathlib import Path
         sys.path.insert(0, {str(ROOT)!r})
-        from niriss_pipe.download import Wanted
-        from niriss_pipe.manifest import Manifest
+        from niriss_pipe.crds.download import Wanted
+        from niriss_pipe.crds.manifest import Manifest
         root = Path({str(tmp_path)!r})
         manifest = Manifest(root / "config/jwst/verified.json", root)
         for n in range(50):

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from niriss_pipe.errors import UserError
-from niriss_pipe.newspec import for_jwst, for_pmap, render_yaml
-from niriss_pipe.spec import load_spec
+from niriss_pipe.core.errors import UserError
+from niriss_pipe.spec.load import load_spec
+from niriss_pipe.spec.propose import for_jwst, for_pmap, render_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from niriss_pipe.progress import failure_excerpt
+from niriss_pipe.core.progress import failure_excerpt
 
 
 def test_failure_excerpt_starts_at_the_error_report():

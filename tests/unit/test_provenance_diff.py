@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from niriss_pipe import builder, provenance
-from niriss_pipe.buildcontext import DiskFile
-from niriss_pipe.lock import pinned
-from niriss_pipe.repro import ReproReport, compare_products
+from niriss_pipe.build import builder
+from niriss_pipe.provenance import core as provenance
+from niriss_pipe.provenance.repro import ReproReport, compare_products
+from niriss_pipe.render.context import DiskFile
+from niriss_pipe.spec.lock import pinned
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from niriss_pipe import render
-from niriss_pipe.spec import load_spec
+from niriss_pipe.render import dockerfile as render
+from niriss_pipe.spec.load import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "golden"

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from niriss_pipe.errors import SpecError
-from niriss_pipe.spec import load_spec, validate
+from niriss_pipe.core.errors import SpecError
+from niriss_pipe.spec.load import load_spec, validate
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD = {

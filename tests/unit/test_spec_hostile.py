@@ -14,9 +14,10 @@ import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from niriss_pipe import cli, render
-from niriss_pipe.errors import SpecError
-from niriss_pipe.spec import validate
+from niriss_pipe.cli import main as cli
+from niriss_pipe.core.errors import SpecError
+from niriss_pipe.render import dockerfile as render
+from niriss_pipe.spec.load import validate
 
 GOOD = {
     "name": "niriss-pipe",
@@ -127,7 +128,7 @@ def test_a_key_given_twice_is_an_error(tmp_path):
     text = text.replace("crds:\n", "crds:\n  context: jwst_0002.pmap\n", 1)
     path.write_text(text)
     with pytest.raises(SpecError, match=r"is given twice \(lines \d+ and \d+\)") as info:
-        from niriss_pipe.spec import load_spec
+        from niriss_pipe.spec.load import load_spec
 
         load_spec(path)
     assert info.value.field in ("crds.context", "crds")
@@ -138,7 +139,7 @@ def test_a_key_given_twice_is_an_error(tmp_path):
     (b"", "must be a mapping"),
 ])
 def test_spec_bytes_that_are_not_a_spec(tmp_path, content, words):
-    from niriss_pipe.spec import load_spec
+    from niriss_pipe.spec.load import load_spec
 
     path = tmp_path / "x.yaml"
     path.write_bytes(content)
@@ -148,7 +149,7 @@ def test_spec_bytes_that_are_not_a_spec(tmp_path, content, words):
 
 @pytest.mark.parametrize("name", ["my spec.yaml", "x\nRUN id.yaml", "spec.yaml.bak", "-x.yaml"])
 def test_spec_file_names_that_cannot_name_a_lock(tmp_path, name):
-    from niriss_pipe.spec import load_spec
+    from niriss_pipe.spec.load import load_spec
 
     path = tmp_path / name
     path.write_text(yaml.safe_dump(GOOD))
@@ -157,7 +158,7 @@ def test_spec_file_names_that_cannot_name_a_lock(tmp_path, name):
 
 
 def test_a_folder_is_not_a_spec(tmp_path):
-    from niriss_pipe.spec import load_spec
+    from niriss_pipe.spec.load import load_spec
 
     with pytest.raises(SpecError, match="is a folder"):
         load_spec(tmp_path)

@@ -1,0 +1,85 @@
+"""What a host CRDS cache holds, and pruning what no kept context needs.
+
+Sizes are grouped by instrument and reference type from CRDS file names
+(``jwst_<instrument>_<reftype>_NNNN.<ext>``). Each context is listed complete or
+incomplete with what it lacks (``crdscache.status``, the same check the image runs);
+which files pruning keeps comes from the ``crds`` client's own reading of the mappings.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from niriss_pipe.core.errors import UserError
+from niriss_pipe.core.progress import human_bytes
+from niriss_pipe.crds import hostcache as crdscache
+from niriss_pipe.crds.sync import crds_environment
+
+REF_NAME = re.compile(r"^jwst_(?P<instrument>[a-z0-9]+)_(?P<reftype>[a-z0-9-]+)_\d{4}\.\w+$")
+
+
+@dataclass
+class CacheSummary:
+    contexts: list[str]
+    sizes: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # -> [files, bytes]
+    states: dict[str, str] = field(default_factory=dict)  # context -> complete / incomplete: ...
+
+    @property
+    def total(self) -> int:
+        return sum(nbytes for _, nbytes in self.sizes.values())
+
+
+def summarize(cache: Path) -> CacheSummary:
+    contexts = crdscache.contexts(cache)
+    states = {c: crdscache.describe(crdscache.status(cache, c), cache) for c in contexts}
+    sizes: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for path in _reference_files(cache):
+        match = REF_NAME.match(path.name)
+        key = (match["instrument"], match["reftype"]) if match else ("other", "other")
+        sizes[key][0] += 1
+        sizes[key][1] += path.stat().st_size
+    return CacheSummary(contexts, dict(sorted(sizes.items())), states)
+
+
+def format_summary(cache: Path, summary: CacheSummary) -> str:
+    lines = [f"{cache}: {len(summary.contexts)} contexts, {human_bytes(summary.total)} of "
+             "references"]
+    lines += [f"  context {name}: {summary.states.get(name, 'not checked')}"
+              for name in summary.contexts]
+    by_instrument: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for (instrument, _), (files, nbytes) in summary.sizes.items():
+        by_instrument[instrument][0] += files
+        by_instrument[instrument][1] += nbytes
+    for instrument, (files, nbytes) in sorted(by_instrument.items()):
+        lines.append(f"  {instrument:<10} {files:6d} files {human_bytes(nbytes):>12}")
+        for (inst, reftype), (rfiles, rbytes) in summary.sizes.items():
+            if inst == instrument:
+                lines.append(f"    {reftype:<16} {rfiles:6d} files {human_bytes(rbytes):>12}")
+    return "\n".join(lines)
+
+
+def unneeded(cache: Path, keep: list[str]) -> list[Path]:
+    """Mappings and references in ``cache`` that none of the ``keep`` contexts uses."""
+    cache = cache.resolve()
+    missing = [c for c in keep if not (cache / "mappings" / "jwst" / c).is_file()]
+    if missing:
+        raise UserError(f"the cache {cache} does not hold {', '.join(missing)}, so what it "
+                        "needs is unknown.", "sync it first, or keep only contexts it holds.")
+    needed: set[str] = set()
+    with crds_environment(cache, "https://jwst-serverless-mode.stsci.edu"):
+        import crds
+
+        for context in keep:
+            pmap = crds.get_cached_mapping(context)
+            needed |= set(pmap.mapping_names()) | set(pmap.reference_names())
+    candidates = [*sorted((cache / "mappings" / "jwst").glob("*map")), *_reference_files(cache)]
+    return [p for p in candidates if p.name not in needed]
+
+
+def _reference_files(cache: Path) -> list[Path]:
+    root = cache / "references" / "jwst"
+    return sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")) \
+        if root.is_dir() else []

@@ -1,0 +1,409 @@
+"""Engine layer: the Docker Engine through the ``docker`` SDK (classic build API).
+
+Only this module talks to the engine. No SDK object or exception leaves it: images are
+``ImageInfo`` values, and every engine failure becomes an ``EngineError`` paragraph (a
+missing image or a name the engine rejects, a ``UserError``). Builds stream into
+stage-by-stage progress.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import re
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from niriss_pipe.core import grammar
+from niriss_pipe.core.errors import EngineError, UserError
+from niriss_pipe.core.progress import Reporter, StageClock, failure_excerpt
+from niriss_pipe.render.context import BuildContext
+from niriss_pipe.render.dockerfile import stages
+
+STEP_RE = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
+LAYER_RE = re.compile(r"^ ---> ([0-9a-f]{12})$")
+ENGINE_FIX = ("check that the engine runs (docker info) and its log (/var/log/dockerd.log), "
+              "and free disk space, then try again.")
+
+
+def _docker():
+    try:
+        import docker
+    except ImportError:  # pragma: no cover - depends on the install
+        raise EngineError("the Python 'docker' package is not installed.",
+                          "install niriss-pipe with its dependencies: pip install -e .") from None
+    return docker
+
+
+@dataclass
+class RunResult:
+    exit_code: int
+    output: str
+
+
+@dataclass
+class BuildOutcome:
+    """What a build made: the image, and the last image of each named build stage
+    (``FROM ... AS NAME``), which nothing else would name."""
+
+    image_id: str
+    stage_images: dict[str, str] = field(default_factory=dict)
+
+
+def check_reference(reference: str) -> str:
+    """A name, ``name:tag``, ``name@digest`` or an image id; a UserError otherwise (the engine
+    would answer a bare 400)."""
+    if not grammar.is_reference(reference):
+        raise UserError(f"{reference!r} is not a Docker image name or id.",
+                        "give a name like niriss-pipe:jwst_1584 (lower case; see "
+                        "'docker images'), or an image id.")
+    return reference
+
+
+def _guarded(what: str):
+    """Turn the SDK's exceptions into our paragraphs (method decorator)."""
+
+    def wrap(method):
+        @functools.wraps(method)
+        def guarded(self, *args, **kwargs):
+            with self.sdk_errors(what.format(*args)):
+                return method(self, *args, **kwargs)
+
+        return guarded
+
+    return wrap
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What the other layers read of a local image (no SDK objects leave this module)."""
+
+    id: str
+    tags: tuple[str, ...]
+    labels: dict
+    env: tuple[str, ...]
+    entrypoint: tuple[str, ...]
+    cmd: tuple[str, ...]
+
+
+class Engine:
+    """A connection to the Docker Engine with the few operations niriss-pipe needs."""
+
+    def __init__(self, reporter: Reporter | None = None):
+        docker = _docker()
+        self.reporter = reporter or Reporter()
+        self.errors = docker.errors
+        try:
+            import requests
+
+            self._transport_errors: tuple = (requests.exceptions.RequestException,)
+        except ImportError:  # pragma: no cover - the SDK depends on requests
+            self._transport_errors = ()
+        try:
+            self.client = docker.from_env(timeout=600)
+            self.client.ping()
+        except Exception as exc:  # noqa: BLE001 - any failure here means "no engine"
+            raise UserError(  # exit 2: the user starts it (or points DOCKER_HOST at one)
+                f"cannot reach a Docker Engine ({_short(exc)}).",
+                "start the Docker Engine (Debian: apt-get install docker.io; dockerd &) or point "
+                "DOCKER_HOST at one, then run the command again.") from None
+
+    @contextlib.contextmanager
+    def sdk_errors(self, what: str):
+        """Every SDK failure as a paragraph: ``what`` says what was being done."""
+        try:
+            yield
+        except self.errors.ImageNotFound as exc:
+            raise UserError(f"no such image while trying to {what} ({_short(exc)}).",
+                            "build it first (python build.py build SPEC), or give a name or id "
+                            "from 'docker images'.") from None
+        except self.errors.APIError as exc:
+            if exc.status_code == 400 or "invalid reference" in str(exc).lower():
+                raise UserError(f"the engine refused to {what}: {_short(exc)}",
+                                "check the image name (lower case, see 'docker images').") \
+                    from None
+            raise EngineError(f"the engine failed to {what} ({_short(exc)}).", ENGINE_FIX) \
+                from None
+        except self.errors.DockerException as exc:
+            raise UserError(f"cannot {what}: {_short(exc)}",
+                            "check the image name or the option given.") from None
+        except self._transport_errors as exc:
+            raise EngineError(f"lost the connection to the Docker Engine while trying to {what} "
+                              f"({_short(exc)}).", ENGINE_FIX) from None
+
+    # -- images -----------------------------------------------------------------------------
+    @_guarded("look up {0}")
+    def image_id(self, reference: str) -> str | None:
+        """The id of a local image, or None when it is not present."""
+        try:
+            return self.client.images.get(check_reference(reference)).id
+        except self.errors.ImageNotFound:
+            return None
+
+    @_guarded("inspect {0}")
+    def image_info(self, reference: str) -> ImageInfo | None:
+        """Id, tags, labels and run configuration of a local image; None when absent."""
+        try:
+            image = self.client.images.get(check_reference(reference))
+        except self.errors.ImageNotFound:
+            return None
+        return _info(image)
+
+    @_guarded("remove {0}")
+    def remove_image(self, reference: str) -> None:
+        """Remove an image and its tags (forced); absent is fine."""
+        try:
+            self.client.api.remove_image(reference, force=True)
+        except self.errors.NotFound:
+            pass
+
+    @_guarded("ask for its version")
+    def server_version(self) -> dict:
+        return self.client.version()
+
+    @contextlib.contextmanager
+    def _api_errors(self, what: str):
+        with self.sdk_errors(what):
+            yield
+
+    def save_image(self, image_id: str, named: str, chunk_size: int) -> Iterator[bytes]:
+        """``docker save``: the image as a tar stream, named with ``named`` (if given) so that
+        ``load`` restores the tag."""
+        with self._api_errors(f"save {named or image_id}"):
+            image = self.client.images.get(image_id)
+            yield from image.save(chunk_size=chunk_size, named=named or False)
+
+    @contextlib.contextmanager
+    def filesystem(self, image_id: str, chunk_size: int) -> Iterator[Iterator[bytes]]:
+        """The flattened file system of a created (never started) container, as a tar
+        stream; the container is removed on leaving the block."""
+        with self._api_errors(f"export the file system of {image_id[7:19]}"):
+            container = self.client.containers.create(image_id, command=["true"],
+                                                      network_mode="none")
+            try:
+                yield container.export(chunk_size=chunk_size)
+            finally:
+                container.remove(force=True)
+
+    @_guarded("run a probe in {0}")
+    def run_split(self, image: str, command: list[str]) -> tuple[int, str, str]:
+        """Run ``command`` offline; return exit code, stdout and stderr apart (a probe's
+        stdout can be megabytes and stays out of the verbose log)."""
+        container = self.client.containers.create(image, command=command,
+                                                  network_mode="none", init=True)
+        try:
+            container.start()
+            code = container.wait()["StatusCode"]
+            stdout = container.logs(stdout=True, stderr=False).decode(errors="replace")
+            stderr = container.logs(stdout=False, stderr=True).decode(errors="replace")
+        finally:
+            container.remove(force=True)
+        return code, stdout, stderr
+
+    @_guarded("read the labels of {0}")
+    def image_labels(self, reference: str) -> dict[str, str]:
+        return self.client.images.get(check_reference(reference)).labels or {}
+
+    @_guarded("read the size of {0}")
+    def image_size(self, reference: str) -> int:
+        return int(self.client.images.get(check_reference(reference)).attrs["Size"])
+
+    @_guarded("read the digest of {0}")
+    def repo_digest(self, reference: str) -> str:
+        """The registry digest of a pulled image, else its local id."""
+        image = self.client.images.get(check_reference(reference))
+        digests = image.attrs.get("RepoDigests") or []
+        return digests[0].split("@", 1)[1] if digests else image.id
+
+    def pull(self, reference: str) -> str:
+        self.reporter.say(f"pulling {reference}")
+        try:
+            with self.sdk_errors(f"pull {reference}"):
+                return self.client.images.pull(check_reference(reference)).id
+        except (EngineError, UserError) as exc:
+            raise EngineError(f"cannot pull base image '{reference}' ({exc.what}).",
+                              "load it (docker load / docker pull on a machine with registry "
+                              "access), or make the base locally from Debian's mirror by removing "
+                              "'base.image' from the spec and running: python build.py base SPEC."
+                              ) from None
+
+    @_guarded("tag {0}")
+    def tag(self, image_id: str, repository: str, tag: str) -> None:
+        self.client.api.tag(image_id, repository, tag)
+
+    @_guarded("untag {0}")
+    def untag(self, reference: str) -> None:
+        try:
+            self.client.api.remove_image(reference, noprune=True)
+        except self.errors.NotFound:
+            pass
+
+    def remove_untagged(self, image_id: str) -> None:
+        """Remove a just-built image unless some tag (an earlier, good build) points at it;
+        its untagged parents go with it unless another image needs them."""
+        try:
+            if not self.client.images.get(image_id).tags:
+                self.client.api.remove_image(image_id)
+        except (self.errors.APIError, *self._transport_errors):
+            pass  # best effort: the build already failed and says why
+
+    @_guarded("list images")
+    def images_with_label(self, label: str) -> list[ImageInfo]:
+        return [_info(image) for image in self.client.images.list(filters={"label": label})]
+
+    @_guarded("import {1}:{2}")
+    def import_rootfs(self, tar_path: str, repository: str, tag: str,
+                      changes: list[str]) -> str:
+        """``docker import`` a root file system tar as ``repository:tag``."""
+        with open(tar_path, "rb") as stream:
+            self.client.api.import_image(src=stream, repository=repository, tag=tag,
+                                         changes=changes)
+        image_id = self.image_id(f"{repository}:{tag}")
+        if image_id is None:
+            raise EngineError(f"importing the base image {repository}:{tag} failed.",
+                              "see the engine log (/var/log/dockerd.log) and run again.")
+        return image_id
+
+    # -- build ----------------------------------------------------------------------------
+    def build(self, context: BuildContext, buildargs: dict[str, str],
+              no_cache: bool = False) -> BuildOutcome:
+        """Build the context; return the image and the images of its named build stages.
+        Untagged: tags come after the self-test. A failed build leaves no untagged leaf
+        image behind (the named stages that completed are returned through the error)."""
+        plan = stages(context.dockerfile)
+        stage_of = [name for name, count in plan for _ in range(count)]
+        clock = StageClock(self.reporter)
+        with tempfile.TemporaryFile() as tar, self.sdk_errors("build the image"):
+            context.write_tar(tar)
+            tar.seek(0)
+            return self._stream_build(tar, buildargs, no_cache, stage_of, clock,
+                                      _stage_ends(context.dockerfile))
+
+    def _stream_build(self, tar, buildargs, no_cache, stage_of, clock, stage_ends
+                      ) -> BuildOutcome:
+        step_line = ""
+        stream = self.client.api.build(
+            fileobj=tar, custom_context=True, decode=True, rm=True,
+            forcerm=True, buildargs=buildargs, pull=False, nocache=no_cache)
+        image_id = None
+        step = 0
+        layers: dict[int, str] = {}  # step number -> the short id of the image it made
+        uncached = False  # the current step has not (yet) reported "Using cache"
+        for chunk in stream:
+            text = chunk.get("stream", "")
+            if "error" in chunk:
+                clock.fail()
+                raise self._build_failure(step_line, chunk["error"], layers, stage_ends)
+            if chunk.get("aux", {}).get("ID"):
+                image_id = chunk["aux"]["ID"]
+            for line in text.splitlines():
+                self.reporter.detail(line)
+                found = STEP_RE.match(line)
+                layer = LAYER_RE.match(line)
+                if found:
+                    if uncached:
+                        clock.step_ran()
+                    step_line = line
+                    step = int(found.group(1))
+                    clock.enter(stage_of[step - 1] if step <= len(stage_of) else "build")
+                    uncached = not found.group(3).upper().startswith("FROM ")
+                elif line.startswith(" ---> Using cache"):
+                    uncached = False
+                elif layer and step:
+                    layers[step] = layer.group(1)
+        if uncached:
+            clock.step_ran()
+        clock.finish()
+        if image_id is None:
+            raise self._build_failure(step_line, "the engine reported no image id", layers,
+                                      stage_ends)
+        return BuildOutcome(image_id, self._stage_images(layers, stage_ends))
+
+    def _stage_images(self, layers: dict[int, str], stage_ends: dict[str, int]
+                      ) -> dict[str, str]:
+        found = {}
+        for name, last in stage_ends.items():
+            if last in layers:
+                found[name] = self.client.images.get(layers[last]).id
+        return found
+
+    def _build_failure(self, step_line: str, error: str, layers: dict[int, str],
+                       stage_ends: dict[str, int]) -> EngineError:
+        """The error to raise; first removes the untagged leaf the failed build left (the
+        image of its last good step), keeping any build stage that completed."""
+        completed = self._stage_images(layers, stage_ends)
+        if layers:
+            leaf = layers[max(layers)]
+            try:
+                leaf_id = self.client.images.get(leaf).id
+            except (self.errors.APIError, *self._transport_errors):
+                leaf_id = None
+            if leaf_id and leaf_id not in completed.values():
+                self.remove_untagged(leaf_id)
+        tail = "\n".join(f"    {line}" for line in failure_excerpt(list(self.reporter.tail)))
+        failure = EngineError(
+            f"the build failed at {step_line.strip() or 'its first step'}: {error.strip()}",
+            "read the step's last output lines below (run with -v for the whole log); no tag was "
+            "changed." + (f"\n  last output:\n{tail}" if tail else ""))
+        failure.stage_images = completed
+        return failure
+
+    # -- run --------------------------------------------------------------------------------
+    @_guarded("run a container of {0}")
+    def run(self, image: str, command: list[str], *, network: bool = False,
+            volumes: dict | None = None, user: str | None = None,
+            environment: dict | None = None, stream: bool = False) -> RunResult:
+        """Run ``command`` in a throw-away container; no network unless asked."""
+        container = self.client.containers.create(
+            image, command=command, network_mode=None if network else "none",
+            volumes=volumes or {}, user=user, environment=environment or {}, init=True)
+        try:
+            container.start()
+            chunks, pending = [], ""
+            show = self.reporter.say if stream else self.reporter.detail
+            for raw in container.logs(stream=True, follow=True):
+                text = raw.decode(errors="replace")
+                chunks.append(text)
+                *complete, pending = (pending + text).split("\n")
+                for line in complete:
+                    show(line)
+            if pending:
+                show(pending)
+            code = container.wait()["StatusCode"]
+            return RunResult(code, "".join(chunks))
+        finally:
+            container.remove(force=True)
+
+
+def _info(image) -> ImageInfo:
+    config = image.attrs.get("Config") or {}
+    return ImageInfo(id=image.id, tags=tuple(image.tags), labels=dict(image.labels or {}),
+                     env=tuple(config.get("Env") or ()),
+                     entrypoint=tuple(config.get("Entrypoint") or ()),
+                     cmd=tuple(config.get("Cmd") or ()))
+
+
+def _stage_ends(dockerfile: str) -> dict[str, int]:
+    """``{stage alias: its last step number}`` for ``FROM ... AS alias`` stages: the classic
+    builder numbers every instruction of every stage in one sequence."""
+    ends: dict[str, int] = {}
+    step, current, continued = 0, None, False
+    for line in dockerfile.splitlines():
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        if not continued:
+            step += 1
+            words = text.split()
+            if words[0].upper() == "FROM":
+                current = words[3] if len(words) >= 4 and words[2].upper() == "AS" else None
+            if current:
+                ends[current] = step
+        continued = text.endswith("\\")
+    return ends
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:300]

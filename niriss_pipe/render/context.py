@@ -1,0 +1,89 @@
+"""The build context: the rendered Dockerfile plus the files it copies, as one reproducible tar.
+
+The tar is byte-for-byte the same for the same inputs (sorted names, zero
+mtimes and owners), so its sha256 together with the base image id is the
+image's *content* identity: building again with the same content is a no-op.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from niriss_pipe.render.dockerfile import CA_BUNDLE_NAME, LOCK_NAME
+
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # niriss_pipe/
+RUNTIME_FILES = ("__init__.py", "cachecheck.py", "selftest.py", "synth.py")
+
+
+@dataclass(frozen=True)
+class DiskFile:
+    """A large context file (a baked CRDS reference) streamed from disk, never held in memory;
+    its sha1 is already verified against the CRDS server, so it is not hashed again."""
+
+    path: Path
+    sha1: str
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    dockerfile: str
+    files: dict[str, bytes]  # path in the context -> content
+    disk: dict[str, DiskFile] = field(default_factory=dict)
+
+    def write_tar(self, stream: BinaryIO) -> None:
+        """Write the context as a deterministic tar archive to ``stream``."""
+        with tarfile.open(fileobj=stream, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            entries: dict[str, bytes | DiskFile] = {"Dockerfile": self.dockerfile.encode(),
+                                                    **self.files, **self.disk}
+            for name in sorted(entries):
+                item = entries[name]
+                info = tarfile.TarInfo(name)
+                info.mtime, info.mode, info.uid, info.gid = 0, 0o644, 0, 0
+                info.uname = info.gname = ""
+                if isinstance(item, DiskFile):
+                    info.size = item.path.stat().st_size
+                    with open(item.path, "rb") as data:
+                        tar.addfile(info, data)
+                else:
+                    info.size = len(item)
+                    tar.addfile(info, io.BytesIO(item))
+
+    def tar(self) -> bytes:
+        buffer = io.BytesIO()
+        self.write_tar(buffer)
+        return buffer.getvalue()
+
+    def digest(self, base_id: str, extra: str = "") -> str:
+        """sha256 hex of everything that decides the image's content (``extra``: build
+        settings outside the context that change the image, such as its creation time)."""
+        h = hashlib.sha256()
+        h.update(base_id.encode() + b"\0")
+        if extra:
+            h.update(extra.encode() + b"\0")
+        for name in sorted(self.files):
+            h.update(name.encode() + b"\0" + hashlib.sha256(self.files[name]).digest())
+        for name in sorted(self.disk):
+            h.update(name.encode() + b"\0sha1:" + self.disk[name].sha1.encode())
+        h.update(self.dockerfile.encode())
+        return h.hexdigest()
+
+
+def make_context(dockerfile: str, lock: bytes, ca_bundle: Path | None = None,
+                 crds_files: dict[str, bytes] | None = None,
+                 crds_disk: dict[str, DiskFile] | None = None) -> BuildContext:
+    """Collect the lock, the runtime package, the entrypoint, when asked a CA bundle, and
+    for baked images the CRDS cache files (under ``crds/``)."""
+    files = {"niriss_pipe/__init__.py": (PACKAGE_DIR / "__init__.py").read_bytes()}
+    for name in RUNTIME_FILES:
+        files[f"niriss_pipe/runtime/{name}"] = (PACKAGE_DIR / "runtime" / name).read_bytes()
+    files["entrypoint.sh"] = (PACKAGE_DIR / "runtime" / "entrypoint.sh").read_bytes()
+    files[LOCK_NAME] = lock
+    if ca_bundle is not None:
+        files[CA_BUNDLE_NAME] = ca_bundle.read_bytes()
+    files.update(crds_files or {})
+    return BuildContext(dockerfile=dockerfile, files=files, disk=dict(crds_disk or {}))

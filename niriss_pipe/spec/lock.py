@@ -1,0 +1,303 @@
+"""Hash-locked Python environments, resolved as of the jwst release's date.
+
+Pinning jwst is not enough: old releases break with newer numpy, astropy or gwcs,
+and crds has only a lower bound. ``uv pip compile --exclude-newer`` resolves the
+whole dependency set as the package index stood the day after the release, with
+hashes, for the image's Python and glibc; builds then install exactly that with
+``pip --require-hashes --no-deps`` and never run a resolver.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import re
+import subprocess
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from niriss_pipe.core.errors import SpecError, UserError
+from niriss_pipe.spec import catalog
+from niriss_pipe.spec.load import ImageSpec
+
+# The newest manylinux tag each Debian suite's glibc satisfies (2.31, 2.36, 2.41).
+SUITE_PLATFORM = {"bullseye": "x86_64-manylinux_2_31", "bookworm": "x86_64-manylinux_2_36",
+                  "trixie": "x86_64-manylinux_2_40"}
+HEADER = "# niriss-pipe lock"
+PYPI_SIMPLE = os.environ.get("UV_INDEX_URL", "https://pypi.org/simple").rstrip("/")
+INPUTS_RE = re.compile(r"^# inputs: (\{.*\})$", re.MULTILINE)
+BODY_RE = re.compile(r"^# body: sha256:([0-9a-f]{64})\n", re.MULTILINE)
+GIT_TIMEOUT = 120
+
+
+@dataclass(frozen=True)
+class LockInputs:
+    """Everything that decides a lock's content; recorded in the lock to detect staleness."""
+
+    requirements: tuple[str, ...]
+    python: str
+    platform: str
+    exclude_newer: str  # YYYY-MM-DD: nothing uploaded on or after this day
+    git: dict | None = None  # {"url", "ref", "commit"} of a git source, resolved at lock time
+
+    def as_json(self) -> str:
+        data = {"requirements": list(self.requirements), "python": self.python,
+                "platform": self.platform, "exclude_newer": self.exclude_newer}
+        if self.git:
+            data["git"] = self.git
+        return json.dumps(data, sort_keys=True)
+
+
+def lock_path(spec: ImageSpec) -> Path:
+    """``images/locks/<spec name>.txt``, beside the spec."""
+    return spec.path.parent / "locks" / f"{spec.path.stem}.txt"
+
+
+def cutoff(spec: ImageSpec) -> str:
+    """The day after jwst became installable: the index as users of that release saw it.
+
+    That is the later of the release (tag) date in the catalog and the day the version
+    reached PyPI, which can trail the tag by weeks (3.0.0: tagged 2026-06-23, uploaded
+    2026-07-14, needing an stcal uploaded in between)."""
+    release = catalog.release(spec.jwst.version or spec.jwst.ref or "")
+    if release is None:
+        raise SpecError(str(spec.path), "jwst", f"jwst {spec.jwst.label} is not in the release "
+                        "catalog, so the date to resolve its dependencies at is unknown.",
+                        "use a catalogued release, or lock it with an explicit date: "
+                        "python build.py lock SPEC --exclude-newer YYYY-MM-DD.")
+    day = dt.date.fromisoformat(release.released)
+    if spec.jwst.version:
+        day = max(day, pypi_upload_date("jwst", spec.jwst.version) or day)
+    return (day + dt.timedelta(days=1)).isoformat()
+
+
+def release_files(name: str, version: str, index: str = PYPI_SIMPLE) -> list[dict] | None:
+    """The index's files of ``name==version`` from its JSON simple API (PEP 691 and 700, what
+    uv reads for --exclude-newer); None when the index cannot be asked."""
+    request = urllib.request.Request(f"{index}/{name}/",
+                                     headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            files = json.load(response).get("files", [])
+    except (OSError, ValueError):
+        return None
+    prefix = f"{name}-{version}"
+    return [f for f in files if f["filename"].startswith((prefix + "-", prefix + "."))]
+
+
+def pypi_upload_date(name: str, version: str) -> dt.date | None:
+    """When ``name==version`` was first uploaded (None when the index cannot be asked)."""
+    stamps = [f["upload-time"][:10] for f in release_files(name, version) or []
+              if f.get("upload-time")]
+    return dt.date.fromisoformat(min(stamps)) if stamps else None
+
+
+def has_linux_wheel(name: str, version: str, python: str) -> bool | None:
+    """Whether ``name==version`` has an x86_64 Linux wheel for CPython ``python`` (3.11);
+    without one, pip builds it from source in the image and needs compilers."""
+    files = release_files(name, version)
+    if files is None:
+        return None
+    tag = "cp" + python.replace(".", "")
+    return any(f["filename"].endswith(".whl") and "x86_64" in f["filename"]
+               and "linux" in f["filename"] and (f"-{tag}-" in f["filename"]
+                                                 or "-py3-none-" in f["filename"]
+                                                 or "-abi3-" in f["filename"])
+               for f in files)
+
+
+def inputs(spec: ImageSpec, exclude_newer: str | None = None,
+           git_commit: str | None = None) -> LockInputs:
+    """The lock's inputs. A git source is pinned to ``git_commit`` (resolved from the spec's
+    ref at lock time, see ``resolve_git_ref``), so the lock names exactly one commit."""
+    python = ".".join(spec.python_version.split(".")[:2])
+    platform = SUITE_PLATFORM.get(spec.base.suite, "x86_64-manylinux_2_28")
+    git = None
+    requirement = spec.jwst.requirement
+    if spec.jwst.git:
+        commit = git_commit or spec.jwst.ref
+        git = {"url": spec.jwst.git, "ref": spec.jwst.ref, "commit": commit}
+        url = spec.jwst.git if spec.jwst.git.startswith("git+") else f"git+{spec.jwst.git}"
+        requirement = f"jwst @ {url}@{commit}"
+    return LockInputs((requirement, *spec.pip_packages), python, platform,
+                      exclude_newer or cutoff(spec), git)
+
+
+def recorded_inputs(text: str) -> str | None:
+    match = INPUTS_RE.search(text)
+    return match.group(1) if match else None
+
+
+def split_lock(text: str) -> tuple[str, str, str | None]:
+    """(header, body, recorded sha256 of the body): the header ends with its ``# body:``
+    line; everything after it is what uv resolved."""
+    match = BODY_RE.search(text)
+    if match is None:
+        return text, "", None
+    return text[:match.end()], text[match.end():], match.group(1)
+
+
+def body_digest(body: str) -> str:
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def check(spec: ImageSpec) -> Path:
+    """The spec's lock, or a SpecError saying it is missing, made for other inputs, or edited
+    by hand since it was resolved."""
+    path = lock_path(spec)
+    fix = f"run: python build.py lock {spec.path}"
+    if not path.is_file():
+        raise SpecError(str(spec.path), "", f"has no lock file ({path}); builds install "
+                        "only from a hash-locked environment.", fix)
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(str(spec.path), "", f"its lock {path} cannot be read ({exc}).",
+                        f"{fix} (writes it anew).") from None
+    recorded = recorded_inputs(text)
+    try:
+        data = json.loads(recorded) if recorded else {}
+        current = inputs(spec, data.get("exclude_newer"),
+                         (data.get("git") or {}).get("commit")) if recorded else None
+    except (ValueError, KeyError, AttributeError):
+        current = None
+    if recorded is None or current is None or recorded != current.as_json():
+        raise SpecError(str(spec.path), "", f"its lock {path} was made for other inputs "
+                        f"(recorded {recorded or 'nothing'}); it is stale.",
+                        f"{fix} (re-resolves as of the release date), then commit the lock.")
+    _, body, recorded_digest = split_lock(text)
+    if recorded_digest is None or recorded_digest != body_digest(body):
+        what = ("records no digest of its body" if recorded_digest is None else
+                "was changed after it was resolved: its body no longer matches the digest "
+                "in its header (a version, hash or package edited by hand?)")
+        raise SpecError(str(spec.path), "", f"its lock {path} {what}; a build installs only "
+                        "a lock exactly as resolved.",
+                        f"{fix} (re-resolves the same inputs and rewrites the body and its "
+                        "digest), then review and commit the lock.")
+    return path
+
+
+def locked_commit(spec: ImageSpec) -> str | None:
+    """The commit a git source's lock pins (None for a PyPI release or no lock)."""
+    try:
+        recorded = recorded_inputs(lock_path(spec).read_text())
+        return (json.loads(recorded).get("git") or {}).get("commit") if recorded else None
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def resolve_git_ref(url: str, ref: str) -> tuple[str, str]:
+    """(commit, how) for a tag or a full commit of the repository at ``url``, asked with
+    ``git ls-remote``; a branch is refused (it moves), as is a ref the repository lacks."""
+    from niriss_pipe.core import grammar
+
+    if grammar.is_full_commit(ref):
+        return ref, "a commit"
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
+    try:
+        proc = subprocess.run(["git", "ls-remote", "--", url], capture_output=True, text=True,
+                              timeout=GIT_TIMEOUT, env=env)
+    except FileNotFoundError:
+        raise UserError("locking a git source needs git, which is not installed.",
+                        "install git (Debian: apt-get install git).") from None
+    except subprocess.TimeoutExpired:
+        proc = None
+    if proc is None or proc.returncode != 0:
+        message = (proc.stderr.strip().splitlines() or ["no answer"])[-1] if proc else \
+            f"no answer within {GIT_TIMEOUT} s"
+        raise UserError(f"cannot ask {url} for its refs ({message}).",
+                        "check the URL and the network (proxy variables); locking a git "
+                        "source needs the repository.")
+    refs = {}
+    for line in proc.stdout.splitlines():
+        commit, _, name = line.partition("\t")
+        refs[name] = commit
+    tag = f"refs/tags/{ref}"
+    if tag in refs:
+        return refs.get(tag + "^{}", refs[tag]), f"tag {ref}"
+    if f"refs/heads/{ref}" in refs:
+        raise UserError(f"{ref} is a branch of {url}, not a tag: a branch moves, so the "
+                        "image could not be rebuilt the same.",
+                        "set jwst.ref to a tag or a full 40-character commit hash.")
+    raise UserError(f"{url} has no tag {ref}.",
+                    "check jwst.ref against the repository's tags (git ls-remote --tags URL), "
+                    "or give a full 40-character commit hash.")
+
+
+def digest(path: Path) -> str:
+    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def make_lock(spec: ImageSpec, *, upgrade: bool = False, exclude_newer: str | None = None,
+              reporter=None) -> tuple[Path, bool]:
+    """Resolve and write the spec's lock; return (path, whether it was written). An up-to-date
+    lock is kept unless ``upgrade``; one whose body was edited is always re-resolved."""
+    path = lock_path(spec)
+    commit = None
+    if spec.jwst.git:
+        commit, how = resolve_git_ref(spec.jwst.git, spec.jwst.ref)
+        before = locked_commit(spec)
+        if reporter and before and before != commit and not upgrade:
+            reporter.warn(f"{spec.jwst.ref} of {spec.jwst.git} now names {commit[:12]}, but the "
+                          f"lock pins {before[:12]} (the tag moved): the lock keeps "
+                          f"{before[:12]}; lock --upgrade takes the new commit.")
+        if before and not upgrade:
+            commit = before
+        elif reporter:
+            reporter.say(f"{spec.jwst.ref}: {how} of {spec.jwst.git}, commit {commit}")
+    want = inputs(spec, exclude_newer, commit)
+    if path.is_file() and not upgrade:
+        try:
+            check(spec)
+            if recorded_inputs(path.read_text()) == want.as_json():
+                return path, False
+        except SpecError:
+            pass  # stale or edited: resolve again
+    body = _compile(want)
+    # No spec name in the text: the same inputs give the same bytes, so specs that differ
+    # only in name or pmap share the image's environment layers.
+    header = (f"{HEADER}: do not edit; `python build.py lock SPEC --upgrade` re-resolves.\n"
+              f"# {len(_pins(body))} packages resolved as of {want.exclude_newer} for Python "
+              f"{want.python} on {want.platform}, with hashes.\n"
+              f"# inputs: {want.as_json()}\n"
+              f"# body: sha256:{body_digest(body)}\n")
+    from niriss_pipe.core.atomic import write_text
+
+    write_text(path, header + body)
+    return path, True
+
+
+def _pins(body: str) -> list[str]:
+    return re.findall(r"^([A-Za-z0-9_.\-\[\]]+==\S+)", body, re.MULTILINE)
+
+
+def pinned(path: Path) -> dict[str, str]:
+    """``{normalised name: version}`` of a lock file."""
+    pins = {}
+    for pin in _pins(path.read_text()):
+        name, version = pin.split("==", 1)
+        pins[re.sub(r"[-_.]+", "-", name.split("[")[0]).lower()] = version
+    return pins
+
+
+def _compile(want: LockInputs) -> str:
+    try:
+        from uv import find_uv_bin
+    except ImportError:
+        raise UserError("locking needs uv, which is not installed.",
+                        "pip install uv (it is a dependency of niriss-pipe).") from None
+    cmd = [find_uv_bin(), "pip", "compile", "-", "--python-version", want.python,
+           "--python-platform", want.platform, "--exclude-newer", want.exclude_newer,
+           "--generate-hashes", "--no-header", "--quiet", "--no-annotate"]
+    proc = subprocess.run(cmd, input="\n".join(want.requirements) + "\n", capture_output=True,
+                          text=True)
+    if proc.returncode != 0:
+        tail = "\n".join(f"    {line}" for line in proc.stderr.strip().splitlines()[-15:])
+        raise UserError(f"resolving {', '.join(want.requirements)} for Python {want.python} as "
+                        f"of {want.exclude_newer} failed.",
+                        "read the resolver's message below; pin a dependency in packages.pip "
+                        f"if an old release needs one.\n{tail}")
+    return proc.stdout
