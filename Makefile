@@ -19,7 +19,7 @@ help:
 	@echo "make cache         what crds_cache/ holds, per instrument and reference type"
 	@echo "make test          the whole test suite (builds real images; needs a Docker Engine)"
 	@echo "make unit          only the tests that need no engine"
-	@echo "make lint          ruff"
+	@echo "make lint          ruff, and import-linter: layers import only downward"
 	@echo "make bench         benchmarks, results in bench/results/ (ARGS for bench/run.py, SYNC_ARGS"
 	@echo "                   for bench/sync.py, BATCH_ARGS for bench/batch.py, CHECK_ARGS for"
 	@echo "                   bench/cachecheck.py, e.g. --image niriss-pipe:jwst_1584)"
@@ -59,6 +59,7 @@ unit: $(VENV)/.installed
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check niriss_pipe tests build.py bench
+	$(VENV)/bin/lint-imports
 
 bench: $(VENV)/.installed
 	$(PY) bench/run.py $(ARGS)

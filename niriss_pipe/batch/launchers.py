@@ -13,9 +13,11 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
-from niriss_pipe.batch.plan import CACHE_MOUNT, INPUT_MOUNT, OUTPUT_MOUNT, Plan
-
-ENTRYPOINT = "niriss-pipe-entrypoint"
+from niriss_pipe.batch.plan import Plan
+from niriss_pipe.runtime.contract import CRDS_PATH as CACHE_MOUNT
+from niriss_pipe.runtime.contract import DATA_PATH as OUTPUT_MOUNT
+from niriss_pipe.runtime.contract import ENTRYPOINT_NAME as ENTRYPOINT
+from niriss_pipe.runtime.contract import INPUT_MOUNT
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from niriss_pipe.batch import slurm
 from niriss_pipe.batch.plan import Plan
+from niriss_pipe.batch.schedulers import slurm
 
 # States, in the order a summary lists them.
 STATES = ("completed", "failed", "killed", "lost", "running", "pending")

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from niriss_pipe.core.errors import UserError
 from niriss_pipe.engine.client import Engine
-from niriss_pipe.spec.load import BaseSpec
+from niriss_pipe.runtime.contract import label
+from niriss_pipe.spec.model import BaseSpec
 
 
 @dataclass(frozen=True)
@@ -71,9 +72,9 @@ def make_debootstrap_base(engine: Engine, base: BaseSpec, reference: str | None 
              "packing the root file system")
         repository, tag = reference.rsplit(":", 1)
         changes = [
-            f'LABEL io.niriss-pipe.base.suite="{base.suite}"',
-            f'LABEL io.niriss-pipe.base.mirror="{base.mirror}"',
-            f'LABEL io.niriss-pipe.base.variant="{base.variant}"',
+            f'LABEL {label("base.suite")}="{base.suite}"',
+            f'LABEL {label("base.mirror")}="{base.mirror}"',
+            f'LABEL {label("base.variant")}="{base.variant}"',
             'CMD ["/bin/bash"]',
         ]
         image_id = engine.import_rootfs(str(tar_path), repository, tag, changes)

@@ -7,54 +7,26 @@ passed, and the content tag last, so "content tag exists" means "done".
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
-import os
-import re
-import subprocess
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from niriss_pipe.build.bake import BakedCache, bake_cache
 from niriss_pipe.build.base import resolve as resolve_base
 from niriss_pipe.build.network import find_ca_bundle, proxy_buildargs
-from niriss_pipe.core import grammar
-from niriss_pipe.core.errors import EngineError, UserError
-from niriss_pipe.crds import record as syncrecord
-from niriss_pipe.crds.hostcache import DEFAULT_CACHE, resolve_imap
-from niriss_pipe.crds.sync import DEFAULT_SERVER, SyncRequest, sync
+from niriss_pipe.build.options import BuildOptions, BuildResult
+from niriss_pipe.build.records import write_build_record
+from niriss_pipe.build.selftest import run_selftest
+from niriss_pipe.build.stamps import label_args, source_date_epoch
+from niriss_pipe.core.errors import EngineError
+from niriss_pipe.crds.hostcache import resolve_imap
 from niriss_pipe.engine.client import Engine
 from niriss_pipe.render import dockerfile as rendering
-from niriss_pipe.render.context import BuildContext, DiskFile, make_context
+from niriss_pipe.render import names
+from niriss_pipe.render.context import BuildContext, make_context
 from niriss_pipe.spec import lock as locking
-from niriss_pipe.spec.load import ImageSpec
+from niriss_pipe.spec.model import ImageSpec
 
-REPO_DIR = Path(__file__).resolve().parents[2]  # the checkout, when run from one
-PROJECT_URL = "https://github.com/niriss-pipe/niriss-pipe"
 ENVIRONMENT_STAGE = "environment"  # the build stage that makes the Python environment
-
-
-@dataclass
-class BuildOptions:
-    ca_bundle: str | None = None  # path, "none", or None for auto-detection
-    cache: Path = DEFAULT_CACHE
-    crds_server: str = DEFAULT_SERVER  # where a bake syncs from
-    sync_jobs: int = 8
-    selftest: bool = True
-    force: bool = False
-    no_cache: bool = False  # rebuild every layer (implies force)
-
-
-@dataclass
-class BuildResult:
-    image_id: str
-    tags: list[str]
-    content_tag: str
-    built: bool  # False when the content tag already existed
-    seconds: float
-    selftest_output: str = ""
-    notes: list[str] = field(default_factory=list)
-    stage_images: dict[str, str] = field(default_factory=dict)  # build stages it made
 
 
 def content_tag(context: BuildContext, base_id: str, epoch: str | None = None) -> str:
@@ -64,21 +36,8 @@ def content_tag(context: BuildContext, base_id: str, epoch: str | None = None) -
     return f"content-{context.digest(base_id, extra)[:16]}"
 
 
-def source_date_epoch(environ=os.environ) -> str | None:
-    """SOURCE_DATE_EPOCH when set (whole seconds since 1970, ASCII digits), else None."""
-    value = environ.get("SOURCE_DATE_EPOCH")
-    if value is None or value == "":
-        return None
-    if not grammar.full(grammar.DOTTED_VERSION, value) or "." in value:
-        raise UserError(f"SOURCE_DATE_EPOCH={value!r} is not a number of seconds since "
-                        "1970-01-01 (reproducible-builds.org).",
-                        "set it to whole seconds, e.g. SOURCE_DATE_EPOCH=$(git log -1 "
-                        "--format=%ct), or unset it.")
-    return value
-
-
 def user_tags(spec: ImageSpec) -> list[str]:
-    return [rendering.pmap_tag(spec), rendering.full_tag(spec)]
+    return [names.pmap_tag(spec), names.full_tag(spec)]
 
 
 def render_dockerfile(spec: ImageSpec, options: BuildOptions) -> str:
@@ -103,43 +62,6 @@ def prepare(spec: ImageSpec, options: BuildOptions, baked: BakedCache | None = N
     return make_context(dockerfile, lock, ca, crds_files=baked.files, crds_disk=baked.disk)
 
 
-@dataclass
-class BakedCache:
-    """The CRDS files a baked image carries, as build-context entries under ``crds/``."""
-
-    files: dict[str, bytes]
-    disk: dict[str, DiskFile]
-    buildargs: dict[str, str]
-
-
-def bake_cache(spec: ImageSpec, options: BuildOptions, reporter) -> BakedCache:
-    """Sync the spec's context into the host cache (a no-op when it is already verified
-    there), then list exactly its closure, references and record for the image."""
-    request = SyncRequest(context=spec.context, cache=options.cache, scope=spec.scope,
-                          datasets=spec.datasets, server=options.crds_server,
-                          jobs=options.sync_jobs, assume_yes=True)
-    result = sync(request, reporter)
-    cache = options.cache.resolve()
-    disk = {f"crds/{w.dest.relative_to(cache)}": DiskFile(w.dest, w.sha1)
-            for w in result.mapping_files + result.reference_files}
-    config = cache / "config" / "jwst"
-    files = {f"crds/config/jwst/{name}": (config / name).read_bytes()
-             for name in ("server_config", "ref_cache_subdir_mode", "bad_files.txt")
-             if (config / name).is_file()}
-    # The context's record, so the image's check-cache knows its references (for scope
-    # datasets the only source); only this context, no host paths or times.
-    record = syncrecord.entry(spec.scope, request.instrument,
-                              [w.dest.name for w in result.reference_files], True)
-    files[f"crds/{syncrecord.RECORD_PATH}"] = syncrecord.text({spec.context: record})
-    lines = "".join(f"{name} {item.sha1}\n" for name, item in sorted(disk.items()))
-    refs = result.reference_files
-    return BakedCache(files, disk, {
-        "NIRISS_PIPE_REFERENCES_COUNT": str(len(refs)),
-        "NIRISS_PIPE_REFERENCES_BYTES": str(sum(w.size for w in refs)),
-        "NIRISS_PIPE_REFERENCES_MANIFEST": "sha256:" + hashlib.sha256(lines.encode()).hexdigest(),
-    })
-
-
 def build(spec: ImageSpec, engine: Engine, options: BuildOptions) -> BuildResult:
     """Build ``spec`` unless an image with the same content exists; tag it after its self-test."""
     say = engine.reporter.say
@@ -156,13 +78,13 @@ def build(spec: ImageSpec, engine: Engine, options: BuildOptions) -> BuildResult
     if existing and not (options.force or options.no_cache):
         moved = _apply_tags(engine, existing, spec.name, user_tags(spec))
         note = f" (re-pointed {', '.join(moved)})" if moved else ""
-        say(f"{spec.name}:{rendering.pmap_tag(spec)} is up to date ({ctag}); nothing to build"
+        say(f"{spec.name}:{names.pmap_tag(spec)} is up to date ({ctag}); nothing to build"
             f"{note}.")
         return BuildResult(existing, user_tags(spec), ctag, False, time.monotonic() - started)
 
-    say(f"building {spec.name}:{rendering.full_tag(spec)} from {spec.path} "
+    say(f"building {spec.name}:{names.full_tag(spec)} from {spec.path} "
         f"(base {base.reference} {base.image_id[7:19]})")
-    buildargs = {**proxy_buildargs(), **_provenance_args(base.digest, epoch),
+    buildargs = {**proxy_buildargs(), **label_args(base.digest, epoch),
                  "NIRISS_PIPE_LOCK_DIGEST": locking.digest(lock),
                  **(baked.buildargs if baked else {})}
     try:
@@ -181,27 +103,8 @@ def build(spec: ImageSpec, engine: Engine, options: BuildOptions) -> BuildResult
     say(f"built {image_id[7:19]} in {took:.0f} s, tagged {tags}")
     result = BuildResult(image_id, user_tags(spec), ctag, True, took, output,
                          stage_images=dict(outcome.stage_images))
-    from niriss_pipe.provenance.core import write_build_record
-
     write_build_record(spec, engine, result, base, no_cache=options.no_cache)
     return result
-
-
-def run_selftest(engine: Engine, image: str, *, cleanup_on_failure: bool = False) -> str:
-    """Run the image's baked-in self-test with no network; raise EngineError when it fails."""
-    clock = time.monotonic()
-    result = engine.run(image, ["selftest"], network=False)
-    verdict = next((line for line in reversed(result.output.splitlines())
-                    if line.startswith("selftest:")), "selftest: no verdict printed")
-    if result.exit_code != 0:
-        if cleanup_on_failure:
-            engine.remove_untagged(image)
-        tail = "\n".join(f"    {line}" for line in result.output.splitlines()[-30:])
-        raise EngineError(f"the image's self-test failed (exit {result.exit_code}): {verdict}",
-                          "the image was not tagged; run with -v for the whole log.\n"
-                          f"  self-test output:\n{tail}")
-    engine.reporter.say(f"  {'selftest':<14} {time.monotonic() - clock:6.1f} s  {verdict}")
-    return result.output
 
 
 def _apply_tags(engine: Engine, image_id: str, repository: str, tags: list[str]) -> list[str]:
@@ -223,36 +126,3 @@ def _name_stages(engine: Engine, spec: ImageSpec, stage_images: dict[str, str]) 
         _apply_tags(engine, image_id, spec.name, [f"{ENVIRONMENT_STAGE}-{image_id[7:19]}"])
 
 
-def _provenance_args(base_digest: str, epoch: str | None = None) -> dict[str, str]:
-    """Build-time label values: creation time (SOURCE_DATE_EPOCH wins), git revision, base."""
-    when = dt.datetime.fromtimestamp(int(epoch), dt.timezone.utc) if epoch \
-        else dt.datetime.now(dt.timezone.utc)
-    return {
-        "NIRISS_PIPE_CREATED": when.replace(microsecond=0).isoformat().replace("+00:00", "Z"),
-        "NIRISS_PIPE_REVISION": _git("rev-parse", "HEAD"),
-        "NIRISS_PIPE_SOURCE": public_source(_git("config", "--get", "remote.origin.url")),
-        "NIRISS_PIPE_BASE_DIGEST": base_digest,
-    }
-
-
-def public_source(remote: str) -> str:
-    """The checkout's remote as the ``source`` label, when it is a network URL: credentials
-    (``https://user:token@host/...``) are dropped, and a local path (a clone of a folder on
-    the build host) gives the project's URL instead: no host path goes into an image."""
-    match = grammar.URL.fullmatch(remote) if remote else None
-    if match and match.group("scheme") in ("https", "http", "ssh", "git"):
-        rest = match.group("rest")
-        host, slash, path = rest.partition("/")
-        host = host.rsplit("@", 1)[-1]
-        return f"{match.group('scheme')}://{host}{slash}{path}"
-    if re.fullmatch(r"git@[A-Za-z0-9.-]+:[A-Za-z0-9._/-]+", remote or "", re.ASCII):
-        return remote
-    return PROJECT_URL
-
-
-def _git(*args: str) -> str:
-    try:
-        return subprocess.run(["git", "-C", str(REPO_DIR), *args], capture_output=True,
-                              text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.TimeoutExpired):
-        return ""

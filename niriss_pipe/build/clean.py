@@ -10,9 +10,8 @@ import shutil
 from pathlib import Path
 
 from niriss_pipe.build.demo import DEMO_DIR
-from niriss_pipe.crds.hostcache import SYNTHETIC_SERIAL
 from niriss_pipe.engine.client import Engine
-from niriss_pipe.render.dockerfile import LABEL_NS
+from niriss_pipe.runtime.contract import LABEL_NS, SYNTHETIC_SERIAL
 
 
 def synthetic_files(cache: Path) -> list[Path]:

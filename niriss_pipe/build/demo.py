@@ -16,9 +16,9 @@ from pathlib import Path
 
 from niriss_pipe.build import builder
 from niriss_pipe.core.errors import EngineError
-from niriss_pipe.crds.hostcache import SYNTHETIC_SERIAL
 from niriss_pipe.engine.client import Engine
-from niriss_pipe.spec.load import ImageSpec
+from niriss_pipe.runtime.contract import SYNTHETIC_SERIAL
+from niriss_pipe.spec.model import ImageSpec
 
 DEMO_DIR = Path("demo")
 EXPOSURE = "jw_niriss_synthetic_nis_uncal.fits"

@@ -1,12 +1,59 @@
 """User-facing errors: one paragraph naming what is wrong, where, and the fix.
 
-The CLI prints a UserError as its paragraph and exits with its ``exit_code``;
-anything else is a bug and keeps its traceback.
+The library speaks of its options by their own names (``opt("cache")``) and of the command
+line as ``prog()``; the CLI installs the ``Words`` that render them as the flag and the
+program the user typed, and alone decides exit codes. Anything but a UserError is a bug and
+keeps its traceback.
 """
 
 from __future__ import annotations
 
+import re
 import textwrap
+from dataclasses import dataclass, field
+
+_OPT = "\ue000"  # private-use marks: never in a user's value, never printed as they are
+_END = "\ue001"
+_PROG = "\ue002"
+_MARKS = re.compile(f"{_OPT}([^{_END}]*){_END}|{_PROG}")
+
+
+def opt(name: str) -> str:
+    """An option in a message, by the library's name for it (``ca_bundle``); rendered as the
+    flag the user types (``--ca-bundle``)."""
+    return f"{_OPT}{name}{_END}"
+
+
+def prog() -> str:
+    """The command line in a fix ("run: {prog()} lock SPEC"), rendered as the user typed it."""
+    return _PROG
+
+
+@dataclass
+class Words:
+    """How marks render: ``options`` maps library names to flags (the CLI's parser gives
+    them); without one, ``name`` is shown as ``--name``."""
+
+    program: str = "python build.py"
+    options: dict[str, str] = field(default_factory=dict)
+
+    def render(self, text: str) -> str:
+        def one(match: re.Match) -> str:
+            if match.group(0) == _PROG:
+                return self.program
+            name = match.group(1)
+            return self.options.get(name) or "--" + name.replace("_", "-")
+
+        return _MARKS.sub(one, text)
+
+
+_words = Words()
+
+
+def use_words(words: Words) -> None:
+    """Set how messages name options and the program (the CLI calls this once)."""
+    global _words
+    _words = words
 
 
 def shown(value, limit: int = 80) -> str:
@@ -21,8 +68,6 @@ def shown(value, limit: int = 80) -> str:
 class UserError(Exception):
     """An error caused by input or environment that the user can fix."""
 
-    exit_code = 2
-
     def __init__(self, what: str, fix: str = "", *, where: str = ""):
         self.what, self.fix, self.where = what, fix, where
         super().__init__(self.paragraph())
@@ -34,8 +79,8 @@ class UserError(Exception):
         parts = [f"{self.where}: {self.what}" if self.where else self.what]
         if fix:
             parts.append(f"Fix: {fix}")
-        text = " ".join(parts)
-        return f"{text}\n{detail}" if detail else text
+        text = _words.render(" ".join(parts))
+        return f"{text}\n{_words.render(detail)}" if detail else text
 
     def display(self, width: int | None = None) -> str:
         """The paragraph for a reader: wrapped at ``width`` (a terminal's), whole otherwise."""
@@ -58,15 +103,12 @@ class SpecError(UserError):
 
 
 class EngineError(UserError):
-    """The Docker Engine is missing, refused a request, or a build failed."""
-
-    exit_code = 1
+    """The Docker Engine refused a request, or a build or a run in it failed."""
 
 
 class VerificationError(UserError):
-    """Files that do not match what was verified or what the server lists."""
-
-    exit_code = 1
+    """A check that ran and failed: files that do not match what was verified, an image that
+    does not match its lock."""
 
 
 def os_error(exc: OSError, option: str, fix: str) -> UserError:

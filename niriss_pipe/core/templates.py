@@ -6,6 +6,7 @@ or a wheel.
 from __future__ import annotations
 
 import functools
+import shlex
 from pathlib import Path
 
 import jinja2
@@ -29,4 +30,5 @@ def environment(*, trim: bool) -> jinja2.Environment:
         autoescape=False,
     )
     env.filters["comment"] = one_line
+    env.filters["shquote"] = shlex.quote
     return env

@@ -14,10 +14,9 @@ from pathlib import Path
 from niriss_pipe.core.errors import SpecError
 from niriss_pipe.runtime import cachecheck
 from niriss_pipe.runtime.cachecheck import missing_mappings
-from niriss_pipe.spec.load import ImageSpec
+from niriss_pipe.spec.model import ImageSpec
 
 DEFAULT_CACHE = Path("crds_cache")
-SYNTHETIC_SERIAL = "9999"  # reserved for synthetic contexts: never an STScI context number
 _NIRISS_IMAP_RE = re.compile(r"""['"]NIRISS['"]\s*:\s*['"](jwst_niriss_[0-9]{4}\.imap)['"]""")
 
 

@@ -13,10 +13,13 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from niriss_pipe.core.errors import UserError
+from niriss_pipe.core.errors import UserError, os_error
 from niriss_pipe.core.progress import human_bytes
 from niriss_pipe.crds import hostcache as crdscache
+from niriss_pipe.crds import record as syncrecord
+from niriss_pipe.crds.paths import check_readable
 from niriss_pipe.crds.sync import crds_environment
+from niriss_pipe.runtime.contract import SERVERLESS_URL
 
 REF_NAME = re.compile(r"^jwst_(?P<instrument>[a-z0-9]+)_(?P<reftype>[a-z0-9-]+)_\d{4}\.\w+$")
 
@@ -69,7 +72,7 @@ def unneeded(cache: Path, keep: list[str]) -> list[Path]:
         raise UserError(f"the cache {cache} does not hold {', '.join(missing)}, so what it "
                         "needs is unknown.", "sync it first, or keep only contexts it holds.")
     needed: set[str] = set()
-    with crds_environment(cache, "https://jwst-serverless-mode.stsci.edu"):
+    with crds_environment(cache, SERVERLESS_URL):
         import crds
 
         for context in keep:
@@ -83,3 +86,39 @@ def _reference_files(cache: Path) -> list[Path]:
     root = cache / "references" / "jwst"
     return sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")) \
         if root.is_dir() else []
+
+
+@dataclass
+class Pruned:
+    removed: list[Path]
+    bytes: int
+    kept: list[str]
+
+
+def prune(cache: Path, keep: list[str], *, dry_run: bool, reporter) -> Pruned:
+    """Remove (or with ``dry_run`` only list) what no ``keep`` context uses; drop the removed
+    contexts from the sync record."""
+    check_readable(cache)
+    try:
+        doomed = unneeded(cache, keep)
+        total = sum(p.stat().st_size for p in doomed)
+        for path in doomed:
+            if not dry_run:
+                path.unlink()
+            reporter.detail(f"{'would remove' if dry_run else 'removed'} {path}")
+        if not dry_run:
+            syncrecord.forget(cache, [p.name for p in doomed if p.suffix == ".pmap"])
+    except OSError as exc:
+        raise os_error(exc, "--cache", "make the cache readable (and writable to prune) by this "
+                       "user, or run as its owner.") from None
+    return Pruned(doomed, total, keep)
+
+
+def listing(cache: Path) -> str:
+    """What the cache holds, per context, instrument and reference type."""
+    check_readable(cache)
+    try:
+        return format_summary(cache, summarize(cache))
+    except OSError as exc:
+        raise os_error(exc, "--cache", "make the cache readable by this user, or run as its "
+                       "owner.") from None

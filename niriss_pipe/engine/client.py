@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import re
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 from niriss_pipe.core import grammar
 from niriss_pipe.core.errors import EngineError, UserError
-from niriss_pipe.core.progress import Reporter, StageClock, failure_excerpt
+from niriss_pipe.core.progress import Reporter
+from niriss_pipe.engine.build import BuildStream
+from niriss_pipe.engine.values import BuildOutcome, ImageInfo, RunResult
 from niriss_pipe.render.context import BuildContext
-from niriss_pipe.render.dockerfile import stages
 
-STEP_RE = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
-LAYER_RE = re.compile(r"^ ---> ([0-9a-f]{12})$")
 ENGINE_FIX = ("check that the engine runs (docker info) and its log (/var/log/dockerd.log), "
               "and free disk space, then try again.")
 
@@ -34,21 +31,6 @@ def _docker():
         raise EngineError("the Python 'docker' package is not installed.",
                           "install niriss-pipe with its dependencies: pip install -e .") from None
     return docker
-
-
-@dataclass
-class RunResult:
-    exit_code: int
-    output: str
-
-
-@dataclass
-class BuildOutcome:
-    """What a build made: the image, and the last image of each named build stage
-    (``FROM ... AS NAME``), which nothing else would name."""
-
-    image_id: str
-    stage_images: dict[str, str] = field(default_factory=dict)
 
 
 def check_reference(reference: str) -> str:
@@ -75,18 +57,6 @@ def _guarded(what: str):
     return wrap
 
 
-@dataclass(frozen=True)
-class ImageInfo:
-    """What the other layers read of a local image (no SDK objects leave this module)."""
-
-    id: str
-    tags: tuple[str, ...]
-    labels: dict
-    env: tuple[str, ...]
-    entrypoint: tuple[str, ...]
-    cmd: tuple[str, ...]
-
-
 class Engine:
     """A connection to the Docker Engine with the few operations niriss-pipe needs."""
 
@@ -97,9 +67,9 @@ class Engine:
         try:
             import requests
 
-            self._transport_errors: tuple = (requests.exceptions.RequestException,)
+            self.transport_errors: tuple = (requests.exceptions.RequestException,)
         except ImportError:  # pragma: no cover - the SDK depends on requests
-            self._transport_errors = ()
+            self.transport_errors = ()
         try:
             self.client = docker.from_env(timeout=600)
             self.client.ping()
@@ -128,7 +98,7 @@ class Engine:
         except self.errors.DockerException as exc:
             raise UserError(f"cannot {what}: {_short(exc)}",
                             "check the image name or the option given.") from None
-        except self._transport_errors as exc:
+        except self.transport_errors as exc:
             raise EngineError(f"lost the connection to the Docker Engine while trying to {what} "
                               f"({_short(exc)}).", ENGINE_FIX) from None
 
@@ -245,7 +215,7 @@ class Engine:
         try:
             if not self.client.images.get(image_id).tags:
                 self.client.api.remove_image(image_id)
-        except (self.errors.APIError, *self._transport_errors):
+        except (self.errors.APIError, *self.transport_errors):
             pass  # best effort: the build already failed and says why
 
     @_guarded("list images")
@@ -271,83 +241,13 @@ class Engine:
         """Build the context; return the image and the images of its named build stages.
         Untagged: tags come after the self-test. A failed build leaves no untagged leaf
         image behind (the named stages that completed are returned through the error)."""
-        plan = stages(context.dockerfile)
-        stage_of = [name for name, count in plan for _ in range(count)]
-        clock = StageClock(self.reporter)
         with tempfile.TemporaryFile() as tar, self.sdk_errors("build the image"):
             context.write_tar(tar)
             tar.seek(0)
-            return self._stream_build(tar, buildargs, no_cache, stage_of, clock,
-                                      _stage_ends(context.dockerfile))
-
-    def _stream_build(self, tar, buildargs, no_cache, stage_of, clock, stage_ends
-                      ) -> BuildOutcome:
-        step_line = ""
-        stream = self.client.api.build(
-            fileobj=tar, custom_context=True, decode=True, rm=True,
-            forcerm=True, buildargs=buildargs, pull=False, nocache=no_cache)
-        image_id = None
-        step = 0
-        layers: dict[int, str] = {}  # step number -> the short id of the image it made
-        uncached = False  # the current step has not (yet) reported "Using cache"
-        for chunk in stream:
-            text = chunk.get("stream", "")
-            if "error" in chunk:
-                clock.fail()
-                raise self._build_failure(step_line, chunk["error"], layers, stage_ends)
-            if chunk.get("aux", {}).get("ID"):
-                image_id = chunk["aux"]["ID"]
-            for line in text.splitlines():
-                self.reporter.detail(line)
-                found = STEP_RE.match(line)
-                layer = LAYER_RE.match(line)
-                if found:
-                    if uncached:
-                        clock.step_ran()
-                    step_line = line
-                    step = int(found.group(1))
-                    clock.enter(stage_of[step - 1] if step <= len(stage_of) else "build")
-                    uncached = not found.group(3).upper().startswith("FROM ")
-                elif line.startswith(" ---> Using cache"):
-                    uncached = False
-                elif layer and step:
-                    layers[step] = layer.group(1)
-        if uncached:
-            clock.step_ran()
-        clock.finish()
-        if image_id is None:
-            raise self._build_failure(step_line, "the engine reported no image id", layers,
-                                      stage_ends)
-        return BuildOutcome(image_id, self._stage_images(layers, stage_ends))
-
-    def _stage_images(self, layers: dict[int, str], stage_ends: dict[str, int]
-                      ) -> dict[str, str]:
-        found = {}
-        for name, last in stage_ends.items():
-            if last in layers:
-                found[name] = self.client.images.get(layers[last]).id
-        return found
-
-    def _build_failure(self, step_line: str, error: str, layers: dict[int, str],
-                       stage_ends: dict[str, int]) -> EngineError:
-        """The error to raise; first removes the untagged leaf the failed build left (the
-        image of its last good step), keeping any build stage that completed."""
-        completed = self._stage_images(layers, stage_ends)
-        if layers:
-            leaf = layers[max(layers)]
-            try:
-                leaf_id = self.client.images.get(leaf).id
-            except (self.errors.APIError, *self._transport_errors):
-                leaf_id = None
-            if leaf_id and leaf_id not in completed.values():
-                self.remove_untagged(leaf_id)
-        tail = "\n".join(f"    {line}" for line in failure_excerpt(list(self.reporter.tail)))
-        failure = EngineError(
-            f"the build failed at {step_line.strip() or 'its first step'}: {error.strip()}",
-            "read the step's last output lines below (run with -v for the whole log); no tag was "
-            "changed." + (f"\n  last output:\n{tail}" if tail else ""))
-        failure.stage_images = completed
-        return failure
+            stream = self.client.api.build(
+                fileobj=tar, custom_context=True, decode=True, rm=True, forcerm=True,
+                buildargs=buildargs, pull=False, nocache=no_cache)
+            return BuildStream(self, context.dockerfile).follow(stream)
 
     # -- run --------------------------------------------------------------------------------
     @_guarded("run a container of {0}")
@@ -382,26 +282,6 @@ def _info(image) -> ImageInfo:
                      env=tuple(config.get("Env") or ()),
                      entrypoint=tuple(config.get("Entrypoint") or ()),
                      cmd=tuple(config.get("Cmd") or ()))
-
-
-def _stage_ends(dockerfile: str) -> dict[str, int]:
-    """``{stage alias: its last step number}`` for ``FROM ... AS alias`` stages: the classic
-    builder numbers every instruction of every stage in one sequence."""
-    ends: dict[str, int] = {}
-    step, current, continued = 0, None, False
-    for line in dockerfile.splitlines():
-        text = line.strip()
-        if not text or text.startswith("#"):
-            continue
-        if not continued:
-            step += 1
-            words = text.split()
-            if words[0].upper() == "FROM":
-                current = words[3] if len(words) >= 4 and words[2].upper() == "AS" else None
-            if current:
-                ends[current] = step
-        continued = text.endswith("\\")
-    return ends
 
 
 def _short(exc: Exception) -> str:

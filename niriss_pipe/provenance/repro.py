@@ -19,19 +19,18 @@ from pathlib import Path
 
 import yaml
 
-from niriss_pipe.build.builder import BuildOptions, build
+from niriss_pipe.build.builder import build
+from niriss_pipe.build.options import BuildOptions
+from niriss_pipe.build.records import find_records, records_dir
 from niriss_pipe.core.errors import VerificationError
-from niriss_pipe.provenance.core import (
+from niriss_pipe.provenance.compare import (
     ManifestDiff,
     compare_environment,
     compare_manifests,
-    find_records,
-    installed_versions,
-    records_dir,
-    run_probe,
     shorten,
 )
-from niriss_pipe.render.dockerfile import ENV_PREFIX
+from niriss_pipe.provenance.probe import installed_versions, run_probe
+from niriss_pipe.runtime.contract import ENV_PREFIX
 from niriss_pipe.spec import lock as locking
 from niriss_pipe.spec.load import load_spec
 

@@ -17,7 +17,12 @@ from typing import BinaryIO
 from niriss_pipe.render.dockerfile import CA_BUNDLE_NAME, LOCK_NAME
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # niriss_pipe/
-RUNTIME_FILES = ("__init__.py", "cachecheck.py", "selftest.py", "synth.py")
+
+
+def runtime_files() -> list[str]:
+    """Every module of ``runtime/``: what runs inside the image (all of it, so a new module
+    cannot be left out of the image)."""
+    return sorted(path.name for path in (PACKAGE_DIR / "runtime").glob("*.py"))
 
 
 @dataclass(frozen=True)
@@ -79,7 +84,7 @@ def make_context(dockerfile: str, lock: bytes, ca_bundle: Path | None = None,
     """Collect the lock, the runtime package, the entrypoint, when asked a CA bundle, and
     for baked images the CRDS cache files (under ``crds/``)."""
     files = {"niriss_pipe/__init__.py": (PACKAGE_DIR / "__init__.py").read_bytes()}
-    for name in RUNTIME_FILES:
+    for name in runtime_files():
         files[f"niriss_pipe/runtime/{name}"] = (PACKAGE_DIR / "runtime" / name).read_bytes()
     files["entrypoint.sh"] = (PACKAGE_DIR / "runtime" / "entrypoint.sh").read_bytes()
     files[LOCK_NAME] = lock

@@ -10,81 +10,24 @@ values only known at build time (creation date, revision, base digest) are
 from __future__ import annotations
 
 import functools
-import shlex
 
 import jinja2
 
 from niriss_pipe import __version__
 from niriss_pipe.core import templates
-from niriss_pipe.spec.load import ImageSpec
+from niriss_pipe.render import names
+from niriss_pipe.runtime import contract
+from niriss_pipe.spec.model import ImageSpec
 
 TEMPLATE = "Dockerfile.j2"  # niriss_pipe/templates/ (the top-level Dockerfile.j2 links to it)
-ENV_PREFIX = "/opt/env"
-CRDS_PATH = "/crds"
-SERVERLESS_URL = "https://jwst-serverless-mode.stsci.edu"
-IMAGE_USER, IMAGE_UID = "jwst", 1000
 MICROMAMBA_VERSION = "2.0.5-0"
-CA_BUNDLE_NAME = "ca-bundle.crt"
+CA_BUNDLE_NAME = "ca-bundle.crt"  # names in the build context
 LOCK_NAME = "requirements.lock"
-LOCK_IN_IMAGE = "/opt/niriss-pipe/requirements.lock"
-CA_IN_IMAGE = "/etc/niriss-pipe/build-ca.crt"
-LABEL_NS = "io.niriss-pipe"
+CA_IN_IMAGE = "/etc/niriss-pipe/build-ca.crt"  # in the environment build stage only
 # Every client a build step runs reads its CA bundle from one of these (pip, requests, OpenSSL,
 # curl, git, micromamba).
 CA_ENV_IN_BUILD = ("PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE",
                    "GIT_SSL_CAINFO", "MAMBA_SSL_VERIFY")
-
-
-def pmap_tag(spec: ImageSpec) -> str:
-    """The short, user-facing tag: the pmap stem (``jwst_1584``)."""
-    return spec.pmap_stem
-
-
-def full_tag(spec: ImageSpec) -> str:
-    """The fully qualified tag: pmap, jwst and Python (``jwst_1584-jwst3.0.0-py3.11``)."""
-    jwst = "".join(c if c.isalnum() or c in "._" else "-" for c in spec.jwst.label)
-    return f"{spec.pmap_stem}-jwst{jwst}-py{spec.python_version}"[:128]
-
-
-def apt_packages(spec: ImageSpec) -> list[str]:
-    """OS packages: the manager's needs, git for git sources, then the spec's own."""
-    needed = {"ca-certificates"}
-    needed |= {"python3", "python3-venv"} if spec.manager == "venv" else {"bzip2", "curl"}
-    if spec.jwst.git:
-        needed.add("git")
-    return sorted(needed | set(spec.apt_packages))
-
-
-def labels(spec: ImageSpec, imap: str | None) -> list[tuple[str, str]]:
-    """The static label set, sorted; build-time values are added as ARGs by the template."""
-    items = {
-        "org.opencontainers.image.title": "niriss-pipe",
-        "org.opencontainers.image.description":
-            f"JWST calibration pipeline (jwst {spec.jwst.label}) for NIRISS, "
-            f"offline with CRDS context {spec.context}",
-        "org.opencontainers.image.version": full_tag(spec),
-        "org.opencontainers.image.base.name": spec.base.reference,
-        f"{LABEL_NS}.crds.context": spec.context,
-        f"{LABEL_NS}.crds.references": spec.references,
-        f"{LABEL_NS}.crds.scope": spec.scope,
-        f"{LABEL_NS}.python.version": spec.python_version,
-        f"{LABEL_NS}.python.manager": spec.manager,
-        f"{LABEL_NS}.base.suite": spec.base.suite,
-        f"{LABEL_NS}.spec": spec.path.name,
-        f"{LABEL_NS}.tool.version": __version__,
-    }
-    if imap:
-        items[f"{LABEL_NS}.crds.niriss-imap"] = imap
-    items[f"{LABEL_NS}.lock.file"] = f"locks/{spec.path.stem}.txt"
-    if spec.jwst.version:
-        items[f"{LABEL_NS}.jwst.version"] = spec.jwst.version
-    else:
-        items[f"{LABEL_NS}.jwst.git"] = spec.jwst.git
-        items[f"{LABEL_NS}.jwst.ref"] = spec.jwst.ref
-    if spec.base.debootstrap:
-        items[f"{LABEL_NS}.base.mirror"] = spec.base.mirror
-        items[f"{LABEL_NS}.base.variant"] = spec.base.variant
-    return sorted(items.items())
 
 
 def writer_context(spec: ImageSpec, *, imap: str | None = None,
@@ -94,25 +37,29 @@ def writer_context(spec: ImageSpec, *, imap: str | None = None,
         "tool_version": __version__,
         "spec_file": spec.path.name,
         "repository": spec.name,
-        "tags": {"pmap": pmap_tag(spec), "full": full_tag(spec)},
+        "tags": {"pmap": names.pmap_tag(spec), "full": names.full_tag(spec)},
         "base": {"reference": spec.base.reference},
-        "apt_packages": apt_packages(spec),
+        "apt_packages": names.apt_packages(spec),
         "ca_bundle": CA_BUNDLE_NAME if ca_bundle else None,
         "manager": spec.manager,
         "python_version": spec.python_version,
         "micromamba_version": MICROMAMBA_VERSION,
-        "env_prefix": ENV_PREFIX,
+        "env_prefix": contract.ENV_PREFIX,
+        "runtime_prefix": contract.RUNTIME_PREFIX,
         "ca_in_image": CA_IN_IMAGE,
         "ca_env": CA_ENV_IN_BUILD,
         "lock_file": LOCK_NAME,
-        "lock_in_image": LOCK_IN_IMAGE,
-        "crds_path": CRDS_PATH,
-        "crds_server_url": SERVERLESS_URL,
+        "lock_in_image": contract.LOCK_IN_IMAGE,
+        "crds_path": contract.CRDS_PATH,
+        "data_path": contract.DATA_PATH,
+        "entrypoint": contract.ENTRYPOINT,
+        "crds_server_url": contract.SERVERLESS_URL,
+        "scope_env": contract.SCOPE_ENV,
         "context": spec.context,
-        "user": IMAGE_USER,
-        "uid": IMAGE_UID,
-        "labels": labels(spec, imap),
-        "label_ns": LABEL_NS,
+        "user": contract.IMAGE_USER,
+        "uid": contract.IMAGE_UID,
+        "labels": names.labels(spec, imap),
+        "label_ns": contract.LABEL_NS,
         "baked": spec.references == "bake",
         "scope": spec.scope,
     }
@@ -121,7 +68,6 @@ def writer_context(spec: ImageSpec, *, imap: str | None = None,
 @functools.lru_cache(maxsize=1)
 def _template() -> jinja2.Template:
     env = templates.environment(trim=True)
-    env.filters["shquote"] = shlex.quote
     env.filters["dockerstring"] = dockerfile_string
     return env.get_template(TEMPLATE)
 
@@ -160,3 +106,23 @@ def stages(dockerfile: str) -> list[tuple[str, int]]:
         if not text.startswith("#"):
             continued = text.endswith("\\")
     return result
+
+
+def stage_ends(dockerfile: str) -> dict[str, int]:
+    """``{stage alias: its last step number}`` for ``FROM ... AS alias`` stages: the classic
+    builder numbers every instruction of every stage in one sequence."""
+    ends: dict[str, int] = {}
+    step, current, continued = 0, None, False
+    for line in dockerfile.splitlines():
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        if not continued:
+            step += 1
+            words = text.split()
+            if words[0].upper() == "FROM":
+                current = words[3] if len(words) >= 4 and words[2].upper() == "AS" else None
+            if current:
+                ends[current] = step
+        continued = text.endswith("\\")
+    return ends

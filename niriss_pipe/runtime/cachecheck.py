@@ -17,12 +17,13 @@ import os
 import re
 import sys
 
+from niriss_pipe.runtime.contract import SCOPE_ENV
+
 EXIT_INCOMPLETE = 3
 EXIT_USAGE = 2
 LIST_AT_MOST = 5
 USAGE = "usage: python -m niriss_pipe.runtime.cachecheck [--quiet] [CRDS_PATH] [CONTEXT]"
 SCOPES = ("none", "datasets", "instrument")  # each covers the references of those before it
-SCOPE_ENV = "NIRISS_PIPE_CRDS_SCOPE"  # the image's crds.scope
 RECORD = os.path.join("config", "jwst", "niriss-pipe-contexts.json")
 SUBDIR_MODE = os.path.join("config", "jwst", "ref_cache_subdir_mode")
 SERVER_CONFIG = os.path.join("config", "jwst", "server_config")

@@ -18,9 +18,8 @@ from importlib.metadata import version
 from pathlib import Path
 
 from niriss_pipe.runtime import synth
+from niriss_pipe.runtime.contract import SERVERLESS_URL
 
-# Any URL containing 'serverless' makes the CRDS client skip every network call.
-SERVERLESS_URL = "https://jwst-serverless-mode.stsci.edu"
 NAME = "selftest"
 LOG_TAIL = 40
 

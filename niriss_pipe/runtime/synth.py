@@ -16,7 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-SERIAL = "9999"  # reserved: never collides with a real STScI context in a shared cache
+from niriss_pipe.runtime.contract import SYNTHETIC_SERIAL
+
+SERIAL = SYNTHETIC_SERIAL  # never an STScI context number: never shadows one in a shared cache
 SEED = 20230101
 SHAPE = (64, 64)
 SUBARRAY = {"name": "SUB64", "xstart": 1, "ystart": 1, "xsize": 64, "ysize": 64,

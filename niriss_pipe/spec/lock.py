@@ -12,25 +12,25 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
 import re
 import subprocess
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from niriss_pipe.core.atomic import write_text
 from niriss_pipe.core.errors import SpecError, UserError
+from niriss_pipe.runtime.contract import lock_pins
 from niriss_pipe.spec import catalog
-from niriss_pipe.spec.load import ImageSpec
+from niriss_pipe.spec.gitref import resolve_git_ref
+from niriss_pipe.spec.model import ImageSpec
+from niriss_pipe.spec.pypi import pypi_upload_date
 
 # The newest manylinux tag each Debian suite's glibc satisfies (2.31, 2.36, 2.41).
 SUITE_PLATFORM = {"bullseye": "x86_64-manylinux_2_31", "bookworm": "x86_64-manylinux_2_36",
                   "trixie": "x86_64-manylinux_2_40"}
 HEADER = "# niriss-pipe lock"
-PYPI_SIMPLE = os.environ.get("UV_INDEX_URL", "https://pypi.org/simple").rstrip("/")
 INPUTS_RE = re.compile(r"^# inputs: (\{.*\})$", re.MULTILINE)
 BODY_RE = re.compile(r"^# body: sha256:([0-9a-f]{64})\n", re.MULTILINE)
-GIT_TIMEOUT = 120
 
 
 @dataclass(frozen=True)
@@ -72,41 +72,6 @@ def cutoff(spec: ImageSpec) -> str:
     if spec.jwst.version:
         day = max(day, pypi_upload_date("jwst", spec.jwst.version) or day)
     return (day + dt.timedelta(days=1)).isoformat()
-
-
-def release_files(name: str, version: str, index: str = PYPI_SIMPLE) -> list[dict] | None:
-    """The index's files of ``name==version`` from its JSON simple API (PEP 691 and 700, what
-    uv reads for --exclude-newer); None when the index cannot be asked."""
-    request = urllib.request.Request(f"{index}/{name}/",
-                                     headers={"Accept": "application/vnd.pypi.simple.v1+json"})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            files = json.load(response).get("files", [])
-    except (OSError, ValueError):
-        return None
-    prefix = f"{name}-{version}"
-    return [f for f in files if f["filename"].startswith((prefix + "-", prefix + "."))]
-
-
-def pypi_upload_date(name: str, version: str) -> dt.date | None:
-    """When ``name==version`` was first uploaded (None when the index cannot be asked)."""
-    stamps = [f["upload-time"][:10] for f in release_files(name, version) or []
-              if f.get("upload-time")]
-    return dt.date.fromisoformat(min(stamps)) if stamps else None
-
-
-def has_linux_wheel(name: str, version: str, python: str) -> bool | None:
-    """Whether ``name==version`` has an x86_64 Linux wheel for CPython ``python`` (3.11);
-    without one, pip builds it from source in the image and needs compilers."""
-    files = release_files(name, version)
-    if files is None:
-        return None
-    tag = "cp" + python.replace(".", "")
-    return any(f["filename"].endswith(".whl") and "x86_64" in f["filename"]
-               and "linux" in f["filename"] and (f"-{tag}-" in f["filename"]
-                                                 or "-py3-none-" in f["filename"]
-                                                 or "-abi3-" in f["filename"])
-               for f in files)
 
 
 def inputs(spec: ImageSpec, exclude_newer: str | None = None,
@@ -189,44 +154,6 @@ def locked_commit(spec: ImageSpec) -> str | None:
         return None
 
 
-def resolve_git_ref(url: str, ref: str) -> tuple[str, str]:
-    """(commit, how) for a tag or a full commit of the repository at ``url``, asked with
-    ``git ls-remote``; a branch is refused (it moves), as is a ref the repository lacks."""
-    from niriss_pipe.core import grammar
-
-    if grammar.is_full_commit(ref):
-        return ref, "a commit"
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
-    try:
-        proc = subprocess.run(["git", "ls-remote", "--", url], capture_output=True, text=True,
-                              timeout=GIT_TIMEOUT, env=env)
-    except FileNotFoundError:
-        raise UserError("locking a git source needs git, which is not installed.",
-                        "install git (Debian: apt-get install git).") from None
-    except subprocess.TimeoutExpired:
-        proc = None
-    if proc is None or proc.returncode != 0:
-        message = (proc.stderr.strip().splitlines() or ["no answer"])[-1] if proc else \
-            f"no answer within {GIT_TIMEOUT} s"
-        raise UserError(f"cannot ask {url} for its refs ({message}).",
-                        "check the URL and the network (proxy variables); locking a git "
-                        "source needs the repository.")
-    refs = {}
-    for line in proc.stdout.splitlines():
-        commit, _, name = line.partition("\t")
-        refs[name] = commit
-    tag = f"refs/tags/{ref}"
-    if tag in refs:
-        return refs.get(tag + "^{}", refs[tag]), f"tag {ref}"
-    if f"refs/heads/{ref}" in refs:
-        raise UserError(f"{ref} is a branch of {url}, not a tag: a branch moves, so the "
-                        "image could not be rebuilt the same.",
-                        "set jwst.ref to a tag or a full 40-character commit hash.")
-    raise UserError(f"{url} has no tag {ref}.",
-                    "check jwst.ref against the repository's tags (git ls-remote --tags URL), "
-                    "or give a full 40-character commit hash.")
-
-
 def digest(path: Path) -> str:
     return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -260,27 +187,17 @@ def make_lock(spec: ImageSpec, *, upgrade: bool = False, exclude_newer: str | No
     # No spec name in the text: the same inputs give the same bytes, so specs that differ
     # only in name or pmap share the image's environment layers.
     header = (f"{HEADER}: do not edit; `python build.py lock SPEC --upgrade` re-resolves.\n"
-              f"# {len(_pins(body))} packages resolved as of {want.exclude_newer} for Python "
+              f"# {len(lock_pins(body))} packages resolved as of {want.exclude_newer} for Python "
               f"{want.python} on {want.platform}, with hashes.\n"
               f"# inputs: {want.as_json()}\n"
               f"# body: sha256:{body_digest(body)}\n")
-    from niriss_pipe.core.atomic import write_text
-
     write_text(path, header + body)
     return path, True
 
 
-def _pins(body: str) -> list[str]:
-    return re.findall(r"^([A-Za-z0-9_.\-\[\]]+==\S+)", body, re.MULTILINE)
-
-
 def pinned(path: Path) -> dict[str, str]:
-    """``{normalised name: version}`` of a lock file."""
-    pins = {}
-    for pin in _pins(path.read_text()):
-        name, version = pin.split("==", 1)
-        pins[re.sub(r"[-_.]+", "-", name.split("[")[0]).lower()] = version
-    return pins
+    """``{normalised name: version}`` of a lock file (the contract's one parser)."""
+    return lock_pins(path.read_text())
 
 
 def _compile(want: LockInputs) -> str:

@@ -14,8 +14,8 @@ import yaml
 from niriss_pipe.core import grammar
 from niriss_pipe.core.errors import UserError
 from niriss_pipe.spec import catalog
-from niriss_pipe.spec.load import SUITE_PYTHON
-from niriss_pipe.spec.lock import has_linux_wheel
+from niriss_pipe.spec.model import SUITE_PYTHON
+from niriss_pipe.spec.pypi import has_linux_wheel
 
 PYPI_FIRST = (0, 17, 0)  # older jwst releases exist only as git tags
 JWST_GIT = "https://github.com/spacetelescope/jwst"

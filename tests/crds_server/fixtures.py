@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from tests.crds_server.server import CRDSServer, Link
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 STORE_SCRIPT = "/src/tests/crds_server/store.py"  # ROOT is mounted at /src
 
 

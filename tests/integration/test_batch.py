@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from astropy.io import fits
-from conftest import cli, docker
+
+from tests.helpers import cli, docker
 
 SYNTHETIC = "jwst_9999.pmap"
 GOOD = ("jw01001_nis_uncal.fits", "jw01002_nis_uncal.fits", "jw01003_nis_uncal.fits")

@@ -21,9 +21,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import docker
 
 from tests.crds_server.server import closed_port_url
+from tests.helpers import docker
 
 pytest_plugins = ["tests.crds_server.fixtures"]
 

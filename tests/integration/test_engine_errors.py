@@ -4,7 +4,8 @@ engine rejects, an image that is not there, an engine that is not running."""
 from __future__ import annotations
 
 import pytest
-from conftest import cli
+
+from tests.helpers import cli
 
 
 @pytest.mark.parametrize("args", [

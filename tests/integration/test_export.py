@@ -18,9 +18,10 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import cli
 
-from niriss_pipe.export.core import ImageFacts, image_facts, sif_script
+from niriss_pipe.export.apptainer import sif_script
+from niriss_pipe.export.facts import ImageFacts, image_facts
+from tests.helpers import cli
 
 SYNTHETIC = "jwst_9999.pmap"
 NOBODY = "nobody"

@@ -11,11 +11,11 @@ import subprocess
 import tarfile
 
 import yaml
-from conftest import ROOT, SOURCE_DATE_EPOCH, cli, docker, write_spec
 
 from niriss_pipe.build.network import find_ca_bundle
-from niriss_pipe.render import dockerfile as render
+from niriss_pipe.render import names as render
 from niriss_pipe.spec import lock
+from tests.helpers import ROOT, SOURCE_DATE_EPOCH, cli, docker, write_spec
 
 
 def test_build_reports_stages_quietly(default_build):

@@ -9,10 +9,10 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import yaml
-from conftest import ROOT, cli, docker, write_spec
 
 from niriss_pipe.spec import lock
 from niriss_pipe.spec.load import load_spec
+from tests.helpers import ROOT, cli, docker, write_spec
 
 
 def upload_dates(name: str, version: str) -> list[str]:

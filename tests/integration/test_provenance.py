@@ -15,12 +15,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, cli, write_spec
 
-from niriss_pipe.provenance import core as provenance
-from niriss_pipe.render import dockerfile as render
+from niriss_pipe.build import records as build_records
+from niriss_pipe.provenance import compare
+from niriss_pipe.render import names as render
+from niriss_pipe.runtime import contract
 from niriss_pipe.spec import lock as locking
 from niriss_pipe.spec.load import load_spec
+from tests.helpers import ROOT, cli, write_spec
 
 NS = "io.niriss-pipe"
 SITE = "/opt/env/lib/python3.11/site-packages"
@@ -88,7 +90,7 @@ def test_inspect_json_fields_equal_labels_and_lock(default_image, engine):
     assert info["base"]["digest"] == labels["org.opencontainers.image.base.digest"]
     assert info["references"] == {"mode": "mount", "scope": "instrument", "baked": None}
     installed = dict(pin.split("==") for pin in info["packages"])
-    assert {k: v for k, v in installed.items() if k not in provenance.SEEDED} == pins
+    assert {k: v for k, v in installed.items() if k not in compare.SEEDED} == pins
     assert info["created"] == labels["org.opencontainers.image.created"]
 
 
@@ -138,7 +140,7 @@ def test_verify_recomputes_baked_references(engine, default_image):
              "crds/config/jwst/server_config": b"{}\n"}
     sha1s = {name.removeprefix("crds/"): hashlib.sha1(data).hexdigest()
              for name, data in files.items()}
-    manifest = provenance.manifest_digest(sha1s)
+    manifest = contract.manifest_digest(sha1s)
     dockerfile = (f"FROM {default_image}\nCOPY crds/ /crds/\n"
                   f'LABEL {NS}.crds.references="bake" {NS}.crds.baked.count="2" '
                   f'{NS}.crds.baked.bytes="8640" {NS}.crds.baked.manifest="{manifest}"\n')
@@ -167,8 +169,8 @@ def test_inspect_and_verify_refuse_what_is_not_a_niriss_pipe_image(default_build
 
 
 def check_record(path, *, spec_file, lock, image_id, repository, spec, engine):
-    assert path.parent == ROOT / provenance.records_dir() / repository
-    assert provenance.DATED_RE.search(path.stem)
+    assert path.parent == ROOT / build_records.records_dir() / repository
+    assert build_records.DATED_RE.search(path.stem)
     record = json.loads(path.read_text())
     assert record["spec"]["content"] == spec_file.read_text()
     assert record["spec"]["absolute"] == str(spec_file)
@@ -204,7 +206,7 @@ def test_build_record_of_the_session_build(engine, default_build, default_image,
     proc, spec = default_build
     spec_file = ROOT / "images" / "default.yaml"
     lock = ROOT / "images" / "locks" / "default.txt"
-    records = ROOT / provenance.records_dir()
+    records = ROOT / build_records.records_dir()
     if "up to date" not in proc.stdout:  # the session built it: its record
         short, path = _built(proc)
         image_id = json.loads(path.read_text())["image"]["id"]
@@ -213,7 +215,7 @@ def test_build_record_of_the_session_build(engine, default_build, default_image,
                      repository="niriss-pipe", spec=spec, engine=engine)
         return
     image_id = engine.image_id(default_image)
-    path = provenance.find_record(image_id, records)
+    path = build_records.find_record(image_id, records)
     if path is not None:  # up to date: the record of the build that made it
         check_record(path, spec_file=spec_file, lock=lock, image_id=image_id,
                      repository="niriss-pipe", spec=spec, engine=engine)
@@ -232,7 +234,7 @@ def test_build_record_of_the_session_build(engine, default_build, default_image,
                      image_id=image_id, repository="niriss-pipe-test",
                      spec=load_spec(copy), engine=engine)
     finally:
-        for record in provenance.find_records(image_id, records / "niriss-pipe-test"):
+        for record in build_records.find_records(image_id, records / "niriss-pipe-test"):
             record.unlink()
         with suppress(OSError):  # other tests' records of niriss-pipe-test may remain
             (records / "niriss-pipe-test").rmdir()
@@ -255,4 +257,4 @@ def test_repro_of_the_default_spec(engine, default_build, default_image):
     # Nothing user-facing moved and nothing of the check is left behind.
     assert engine.image_id(default_image) == before
     assert engine.client.images.list("niriss-pipe-repro") == []
-    assert not (ROOT / provenance.records_dir() / "niriss-pipe-repro").exists()
+    assert not (ROOT / build_records.records_dir() / "niriss-pipe-repro").exists()

@@ -6,7 +6,7 @@ import json
 import os
 import re
 
-from conftest import ROOT, cli, docker
+from tests.helpers import ROOT, cli, docker
 
 SYNTHETIC = "jwst_9999.pmap"
 READ_PRODUCT = """

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, cli, docker, write_spec
 
 from niriss_pipe.crds.download import Manifest
 from niriss_pipe.crds.hostcache import has_context
 from niriss_pipe.crds.sync import MANIFEST
+from tests.helpers import ROOT, cli, docker, write_spec
 
 pytest_plugins = ["tests.crds_server.fixtures"]
 LARGE_REFERENCE = "jwst_niriss_dark_0003.fits"  # what the slow_crds_server fixture pads

@@ -6,9 +6,8 @@ import re
 import shlex
 import shutil
 
-from conftest import ROOT, cli
-
 from niriss_pipe.spec import lock
+from tests.helpers import ROOT, cli
 
 NEEDS_OUTSIDE = ("sync", "docker")  # STScI's CRDS server and real data: see the README
 

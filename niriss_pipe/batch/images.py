@@ -1,0 +1,152 @@
+"""The image a batch runs, per runtime: a Docker tag pinned to its id, a podman archive, a
+Charliecloud tree or SquashFS file, an Apptainer SIF; and the CRDS context it holds, where
+that can be read here."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import tarfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from niriss_pipe.core import grammar
+from niriss_pipe.core.errors import UserError, shown
+from niriss_pipe.core.progress import Reporter, human_bytes
+from niriss_pipe.engine.client import Engine
+from niriss_pipe.export.facts import env_value, image_facts
+
+
+@dataclass(frozen=True)
+class ImageChoice:
+    ref: str                # what the runtime runs
+    id: str                 # Docker image id where known
+    context: str | None     # the image's CRDS_CONTEXT where it can be read here
+    archive: Path | None = None
+
+
+# -- the image, per runtime ----------------------------------------------------------------------
+def choose_image(runtime: str, image: str, reporter: Reporter) -> ImageChoice:
+    path = Path(image)
+    if runtime == "docker":
+        facts = image_facts(Engine(reporter), image)
+        return ImageChoice(facts.id, facts.id, facts.env_value("CRDS_CONTEXT") or None)
+    if runtime == "podman":
+        return _podman_image(image, reporter)
+    if runtime == "charliecloud":
+        if path.is_dir():
+            if not (path / "ch" / "environment").is_file():
+                raise UserError(f"{image} is a folder but not a Charliecloud image (no "
+                                "ch/environment).", f"export one: python build.py export IMAGE "
+                                f"--to dir -o {image}")
+            try:
+                env = (path / "ch" / "environment").read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise UserError(f"{image}/ch/environment cannot be read ({exc}).",
+                                "export the image again: python build.py export IMAGE --to "
+                                "dir") from None
+            return ImageChoice(_resolved(image, path), "", _env_context(env.splitlines()))
+        if path.is_file() and _magic(path) == b"hsqs":
+            return ImageChoice(_resolved(image, path), "",
+                               _env_context(_sqfs_environment(path).splitlines()))
+        raise UserError(f"'{image}' is not a Charliecloud image (a folder or a .sqfs file).",
+                        f"export the Docker image first: python build.py export {image} --to "
+                        "squashfs (one file on the shared file system), then give that file.")
+    if path.is_file():  # apptainer: a SIF; its environment cannot be read without apptainer
+        return ImageChoice(_resolved(image, path), "", None)
+    raise UserError(f"'{image}' is not a SIF file.",
+                    f"export the Docker image first: python build.py export {image} --to sif "
+                    "(where Apptainer is missing this writes the archive and a script that "
+                    "builds the SIF on the cluster), then give the .sif file.")
+
+
+
+def _resolved(image: str, path: Path) -> str:
+    """The image file's real path, which task.sh runs (quoted); a link may point to a name
+    the given one does not have."""
+    real = str(path.resolve())
+    problem = grammar.text_problem(real)
+    if problem:
+        raise UserError(f"the image {image} is a link to {shown(real)}, which cannot be written "
+                        f"into the batch scripts: {problem}.", "rename the file it links to.")
+    return real
+
+
+
+def _magic(path: Path) -> bytes:
+    with open(path, "rb") as stream:
+        return stream.read(4)
+
+
+
+def _env_context(items) -> str | None:
+    """CRDS_CONTEXT among an image's ``KEY=VALUE`` environment items, or None."""
+    return env_value(items, "CRDS_CONTEXT") or None
+
+
+
+def _sqfs_environment(path: Path) -> str:
+    if not shutil.which("unsquashfs"):
+        return ""
+    proc = subprocess.run(["unsquashfs", "-cat", str(path), "ch/environment"],
+                          capture_output=True, text=True)
+    return proc.stdout if proc.returncode == 0 else ""
+
+
+
+def archive_facts(path: Path) -> tuple[str, list[str]]:
+    """Image id and ENV of the one image in a docker-archive or OCI archive."""
+    try:
+        with tarfile.open(path, "r:") as tar:
+            names = set(tar.getnames())
+            if "manifest.json" in names:  # docker-archive
+                config_name = json.load(tar.extractfile("manifest.json"))[0]["Config"]
+                config_bytes = tar.extractfile(config_name).read()
+            else:  # OCI layout
+                index = json.load(tar.extractfile("index.json"))
+                digest = index["manifests"][0]["digest"].split(":", 1)[1]
+                manifest = json.load(tar.extractfile(f"blobs/sha256/{digest}"))
+                config_digest = manifest["config"]["digest"].split(":", 1)[1]
+                config_bytes = tar.extractfile(f"blobs/sha256/{config_digest}").read()
+    except (OSError, tarfile.TarError, KeyError, ValueError, IndexError, AttributeError) as exc:
+        raise UserError(f"{path} is not a docker-archive or OCI archive ({exc}).",
+                        "export one: python build.py export IMAGE --to docker-archive") from None
+    config = json.loads(config_bytes)
+    return hashlib.sha256(config_bytes).hexdigest(), config.get("config", {}).get("Env") or []
+
+
+
+def _podman_image(image: str, reporter: Reporter) -> ImageChoice:
+    path = Path(image)
+    if path.is_file():
+        image_id, env = archive_facts(path)
+        if shutil.which("podman") and subprocess.run(
+                ["podman", "image", "exists", image_id]).returncode != 0:
+            reporter.say(f"loading {path.name} into podman's image store "
+                         f"({human_bytes(path.stat().st_size)}, once per node) ...")
+            started = time.monotonic()
+            proc = subprocess.run(["podman", "load", "--quiet", "--input", str(path)],
+                                  capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise UserError(f"podman load {path} failed: {proc.stderr.strip()[-600:]}",
+                                "check the archive (python build.py export IMAGE --to "
+                                "docker-archive writes one) and podman's storage.")
+            reporter.say(f"  loaded in {time.monotonic() - started:.0f} s")
+        return ImageChoice(image_id, f"sha256:{image_id}", _env_context(env),
+                           archive=Path(_resolved(image, path)))
+    if not shutil.which("podman"):
+        raise UserError("the podman runtime needs podman on PATH here, or an image archive.",
+                        "give the image as a docker-archive file (python build.py export IMAGE "
+                        "--to docker-archive), which each node loads when it lacks it.")
+    proc = subprocess.run(["podman", "image", "inspect", "--format",
+                           "{{.Id}}|{{json .Config.Env}}", image], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise UserError(f"podman has no image '{image}'.",
+                        f"export it from Docker and give the file: python build.py export "
+                        f"{image} --to docker-archive -o image.tar, then pass image.tar.")
+    image_id, _, env = proc.stdout.strip().partition("|")
+    return ImageChoice(image_id, f"sha256:{image_id}",
+                       _env_context(json.loads(env or "[]") or []))

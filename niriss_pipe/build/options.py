@@ -1,0 +1,32 @@
+"""Build layer: what a build is asked to do and what it made."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from niriss_pipe.crds.hostcache import DEFAULT_CACHE
+from niriss_pipe.crds.sync import DEFAULT_SERVER
+
+
+@dataclass
+class BuildOptions:
+    ca_bundle: str | None = None  # path, "none", or None for auto-detection
+    cache: Path = DEFAULT_CACHE
+    crds_server: str = DEFAULT_SERVER  # where a bake syncs from
+    sync_jobs: int = 8
+    selftest: bool = True
+    force: bool = False
+    no_cache: bool = False  # rebuild every layer (implies force)
+
+
+@dataclass
+class BuildResult:
+    image_id: str
+    tags: list[str]
+    content_tag: str
+    built: bool  # False when the content tag already existed
+    seconds: float
+    selftest_output: str = ""
+    notes: list[str] = field(default_factory=list)
+    stage_images: dict[str, str] = field(default_factory=dict)  # build stages it made

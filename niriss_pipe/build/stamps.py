@@ -1,0 +1,64 @@
+"""Build-time label values (creation time, revision, source, base digest): what the Dockerfile
+leaves to ``ARG``s, known only when the build runs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import subprocess
+from pathlib import Path
+
+from niriss_pipe.core import grammar
+from niriss_pipe.core.errors import UserError
+
+REPO_DIR = Path(__file__).resolve().parents[2]  # the checkout, when run from one
+PROJECT_URL = "https://github.com/niriss-pipe/niriss-pipe"
+
+
+def source_date_epoch(environ=os.environ) -> str | None:
+    """SOURCE_DATE_EPOCH when set (whole seconds since 1970, ASCII digits), else None."""
+    value = environ.get("SOURCE_DATE_EPOCH")
+    if value is None or value == "":
+        return None
+    if not grammar.full(grammar.DOTTED_VERSION, value) or "." in value:
+        raise UserError(f"SOURCE_DATE_EPOCH={value!r} is not a number of seconds since "
+                        "1970-01-01 (reproducible-builds.org).",
+                        "set it to whole seconds, e.g. SOURCE_DATE_EPOCH=$(git log -1 "
+                        "--format=%ct), or unset it.")
+    return value
+
+
+def label_args(base_digest: str, epoch: str | None = None) -> dict[str, str]:
+    """Build-time label values: creation time (SOURCE_DATE_EPOCH wins), git revision, base."""
+    when = dt.datetime.fromtimestamp(int(epoch), dt.timezone.utc) if epoch \
+        else dt.datetime.now(dt.timezone.utc)
+    return {
+        "NIRISS_PIPE_CREATED": when.replace(microsecond=0).isoformat().replace("+00:00", "Z"),
+        "NIRISS_PIPE_REVISION": _git("rev-parse", "HEAD"),
+        "NIRISS_PIPE_SOURCE": public_source(_git("config", "--get", "remote.origin.url")),
+        "NIRISS_PIPE_BASE_DIGEST": base_digest,
+    }
+
+
+def public_source(remote: str) -> str:
+    """The checkout's remote as the ``source`` label, when it is a network URL: credentials
+    (``https://user:token@host/...``) are dropped, and a local path (a clone of a folder on
+    the build host) gives the project's URL instead: no host path goes into an image."""
+    match = grammar.URL.fullmatch(remote) if remote else None
+    if match and match.group("scheme") in ("https", "http", "ssh", "git"):
+        rest = match.group("rest")
+        host, slash, path = rest.partition("/")
+        host = host.rsplit("@", 1)[-1]
+        return f"{match.group('scheme')}://{host}{slash}{path}"
+    if re.fullmatch(r"git@[A-Za-z0-9.-]+:[A-Za-z0-9._/-]+", remote or "", re.ASCII):
+        return remote
+    return PROJECT_URL
+
+
+def _git(*args: str) -> str:
+    try:
+        return subprocess.run(["git", "-C", str(REPO_DIR), *args], capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return ""

@@ -1,0 +1,252 @@
+"""Commands that make and run images: validate, new, lock, render, build, base, selftest,
+demo, clean.
+
+Library modules are imported inside each handler: a command loads only what it uses (the
+docker SDK and crds take a second to import), so ``validate`` or ``--help`` stay instant.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from niriss_pipe.core.errors import UserError
+from niriss_pipe.core.progress import Reporter
+
+DEFAULT_SPEC = Path("images/default.yaml")
+
+
+def add_parsers(sub, parents) -> None:
+    common, building = parents.common, parents.building
+    p = sub.add_parser("validate", parents=[common], help="check specs; print tags and labels")
+    p.add_argument("specs", nargs="+", type=Path, metavar="SPEC")
+    p.set_defaults(handler=validate)
+
+    p = sub.add_parser("new", parents=[common],
+                       help="write a spec for a pmap or a jwst release from the release catalog")
+    p.add_argument("--pmap", help="e.g. jwst_0579: the newest release tested at or below it")
+    p.add_argument("--jwst", metavar="VERSION",
+                   help="e.g. 1.12.5: with its tested context (or with --pmap, that pair)")
+    p.add_argument("-o", "--output", type=Path,
+                   help="write the spec here (default: images/<pmap stem>.yaml); - for stdout")
+    p.add_argument("--force", action="store_true", help="overwrite an existing spec")
+    p.set_defaults(handler=new)
+
+    p = sub.add_parser("lock", parents=[common],
+                       help="resolve a spec's environment with hashes, as of its jwst release")
+    p.add_argument("specs", nargs="+", type=Path, metavar="SPEC")
+    p.add_argument("--upgrade", action="store_true",
+                   help="re-resolve even when the lock is up to date")
+    p.add_argument("--exclude-newer", metavar="YYYY-MM-DD",
+                   help="resolve as of this day instead of the day after the jwst release")
+    p.set_defaults(handler=lock)
+
+    p = sub.add_parser("render", parents=[common, building], help="print the Dockerfile of a spec")
+    p.add_argument("spec", type=Path, metavar="SPEC")
+    p.set_defaults(handler=render)
+
+    p = sub.add_parser("build", parents=[common, building],
+                       help="build, self-test and tag images from specs")
+    p.add_argument("specs", nargs="*", type=Path, metavar="SPEC",
+                   help=f"image specs (default: {DEFAULT_SPEC})")
+    p.add_argument("--force", action="store_true", help="build even if the content tag exists")
+    p.add_argument("--all", action="store_true",
+                   help="every spec in images/ that has a fresh lock (the others are named)")
+    p.add_argument("--no-cache", action="store_true",
+                   help="rebuild every layer from the base (implies --force)")
+    p.add_argument("--no-selftest", action="store_true",
+                   help="tag without running the image's self-test (not recommended)")
+    p.set_defaults(handler=build)
+
+    p = sub.add_parser("base", parents=[common],
+                       help="make a spec's base image from Debian's mirror (debootstrap)")
+    p.add_argument("spec", type=Path, metavar="SPEC", nargs="?", default=DEFAULT_SPEC)
+    p.set_defaults(handler=base)
+
+    p = sub.add_parser("selftest", parents=[common], help="run an image's self-test offline")
+    p.add_argument("image", metavar="IMAGE")
+    p.set_defaults(handler=selftest)
+
+    p = sub.add_parser("demo", parents=[common, building],
+                       help="build the default image and run detector1 on the bundled "
+                       "synthetic exposure")
+    p.add_argument("spec", type=Path, nargs="?", default=DEFAULT_SPEC, metavar="SPEC")
+    p.set_defaults(handler=demo)
+
+    p = sub.add_parser("clean", parents=[common],
+                       help="remove images, demo output and synthetic contexts this tool made")
+    p.add_argument("--dry-run", action="store_true", help="only list what would be removed")
+    p.add_argument("--cache", type=Path, default=Path("crds_cache"))
+    p.set_defaults(handler=clean)
+
+
+def crds_server(option: str | None) -> str:
+    """--server, else $CRDS_SERVER_URL unless it is a serverless placeholder, else STScI's."""
+    from niriss_pipe.crds.sync import DEFAULT_SERVER
+
+    env = os.environ.get("CRDS_SERVER_URL", "")
+    return option or (env if env and "serverless" not in env else DEFAULT_SERVER)
+
+
+def validate(args, reporter: Reporter) -> int:
+    from niriss_pipe.render import names
+    from niriss_pipe.spec.load import load_spec
+
+    for path in args.specs:
+        spec = load_spec(path)
+        for warning in spec.warnings:
+            reporter.warn(f"{path}: {warning}")
+        reporter.say(f"{path}: ok -> {spec.name}:{names.pmap_tag(spec)}, "
+                     f"{spec.name}:{names.full_tag(spec)}")
+        if args.verbose:
+            for key, value in names.labels(spec, spec.niriss_imap):
+                reporter.say(f"  {key}={value}")
+    return 0
+
+
+def new(args, reporter: Reporter) -> int:
+    import yaml
+
+    from niriss_pipe.core.atomic import write_text
+    from niriss_pipe.spec.load import SPEC_FILE_RE, validate
+    from niriss_pipe.spec.propose import for_jwst, for_pmap, needs_compilers, render_yaml
+
+    if not (args.pmap or args.jwst):
+        raise UserError("new needs --pmap, --jwst, or both.",
+                        "e.g. python build.py new --pmap jwst_0579")
+    proposal = for_pmap(args.pmap) if args.pmap and not args.jwst else for_jwst(args.jwst,
+                                                                                args.pmap)
+    proposal.compilers = needs_compilers(proposal)
+    text = render_yaml(proposal)
+    for warning in proposal.warnings:
+        reporter.warn(warning)
+    if str(args.output) == "-":
+        sys.stdout.write(text)
+        return 0
+    out = args.output or Path("images") / f"{proposal.context.removesuffix('.pmap')}.yaml"
+    if out.exists() and not args.force:
+        raise UserError(f"{out} exists.", "give --output elsewhere, or --force to replace it.")
+    if not SPEC_FILE_RE.fullmatch(out.name):
+        raise UserError(f"--output {out}: a spec's file name names its lock and labels.",
+                        "give a name of letters, digits and . _ + - ending in .yaml.")
+    validate(yaml.safe_load(text), str(out), out)  # what we write must be a valid spec
+    write_text(out, text)
+    reporter.say(f"wrote {out}: jwst {proposal.release.tag}, Python {proposal.python} "
+                 f"({proposal.manager}), {proposal.context}")
+    return 0
+
+
+def lock(args, reporter: Reporter) -> int:
+    from niriss_pipe.runtime.contract import lock_pins
+    from niriss_pipe.spec.load import load_spec
+    from niriss_pipe.spec.lock import make_lock
+
+    for spec in [load_spec(path) for path in args.specs]:
+        path, written = make_lock(spec, upgrade=args.upgrade, exclude_newer=args.exclude_newer,
+                                  reporter=reporter)
+        pins = lock_pins(path.read_text())
+        what = "wrote" if written else "up to date:"
+        reporter.say(f"{what} {path} ({len(pins)} packages; jwst {pins.get('jwst', '?')}, "
+                     f"crds {pins.get('crds', '?')}, numpy {pins.get('numpy', '?')})")
+    return 0
+
+
+def render(args, reporter: Reporter) -> int:
+    from niriss_pipe.build.builder import render_dockerfile
+    from niriss_pipe.build.options import BuildOptions
+    from niriss_pipe.spec.load import load_spec
+
+    sys.stdout.write(render_dockerfile(load_spec(args.spec),
+                                       BuildOptions(ca_bundle=args.ca_bundle, cache=args.cache)))
+    return 0
+
+
+def build(args, reporter: Reporter) -> int:
+    from niriss_pipe.build.builder import build
+    from niriss_pipe.build.options import BuildOptions
+    from niriss_pipe.engine.client import Engine
+    from niriss_pipe.spec.load import load_spec
+
+    if args.all:
+        specs = _buildable(sorted(Path("images").glob("*.yaml")), reporter)
+    else:
+        specs = [load_spec(path) for path in (args.specs or [DEFAULT_SPEC])]  # all valid first
+    engine = Engine(reporter)
+    options = BuildOptions(ca_bundle=args.ca_bundle, cache=args.cache,
+                           crds_server=crds_server(args.server),
+                           selftest=not args.no_selftest, force=args.force,
+                           no_cache=args.no_cache)
+    for spec in specs:
+        build(spec, engine, options)
+    return 0
+
+
+def _buildable(paths: list[Path], reporter: Reporter) -> list:
+    """The specs among ``paths`` that can be built here: valid, with a fresh lock."""
+    from niriss_pipe.core.errors import SpecError
+    from niriss_pipe.spec.load import load_spec
+    from niriss_pipe.spec.lock import check
+
+    specs = []
+    for path in paths:
+        spec = load_spec(path)
+        try:
+            check(spec)
+        except SpecError as err:
+            reporter.warn(f"skipping {path}: {err.what}")
+            continue
+        specs.append(spec)
+    return specs
+
+
+def base(args, reporter: Reporter) -> int:
+    from niriss_pipe.build.base import make_debootstrap_base
+    from niriss_pipe.engine.client import Engine
+    from niriss_pipe.spec.load import load_spec
+
+    spec = load_spec(args.spec)
+    if not spec.base.debootstrap:
+        raise UserError(f"{args.spec}: field 'base.image': the base {spec.base.image} is pulled "
+                        "from a registry, not made locally.",
+                        f"run 'docker pull {spec.base.image}', or remove 'base.image' from the "
+                        "spec to make the base with debootstrap.")
+    engine = Engine(reporter)
+    existing = engine.image_id(spec.base.reference)
+    if existing:
+        reporter.say(f"{spec.base.reference} already exists ({existing[7:19]}); remove it "
+                     f"(docker rmi {spec.base.reference}) to make it anew.")
+        return 0
+    make_debootstrap_base(engine, spec.base)
+    return 0
+
+
+def selftest(args, reporter: Reporter) -> int:
+    from niriss_pipe.build.selftest import run_selftest
+    from niriss_pipe.engine.client import Engine
+
+    engine = Engine(reporter)
+    if engine.image_id(args.image) is None:
+        raise UserError(f"no image '{args.image}' in the local engine.",
+                        "build it first: python build.py build SPEC")
+    run_selftest(engine, args.image)
+    return 0
+
+
+def demo(args, reporter: Reporter) -> int:
+    from niriss_pipe.build.demo import run_demo
+    from niriss_pipe.build.options import BuildOptions
+    from niriss_pipe.engine.client import Engine
+    from niriss_pipe.spec.load import load_spec
+
+    spec = load_spec(args.spec)
+    run_demo(spec, Engine(reporter), BuildOptions(ca_bundle=args.ca_bundle, cache=args.cache))
+    return 0
+
+
+def clean(args, reporter: Reporter) -> int:
+    from niriss_pipe.build.clean import clean
+    from niriss_pipe.engine.client import Engine
+
+    clean(Engine(reporter), cache=args.cache, dry_run=args.dry_run)
+    return 0

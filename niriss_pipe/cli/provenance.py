@@ -1,0 +1,64 @@
+"""Commands on provenance: inspect, verify, repro.
+
+Library modules are imported inside each handler (see cli/images.py).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from niriss_pipe.cli.images import DEFAULT_SPEC, crds_server
+from niriss_pipe.core.progress import Reporter
+
+
+def add_parsers(sub, parents) -> None:
+    common, building = parents.common, parents.building
+    p = sub.add_parser("inspect", parents=[common],
+                       help="what an image holds and how it was built (labels + one offline run)")
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("--json", action="store_true", help="print it as JSON")
+    p.set_defaults(handler=inspect)
+
+    p = sub.add_parser("verify", parents=[common],
+                       help="check an image against its lock, its labels and its self-test")
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("--no-selftest", action="store_true",
+                   help="only the environment and reference checks")
+    p.set_defaults(handler=verify)
+
+    p = sub.add_parser("repro", parents=[common, building],
+                       help="build a spec twice with no layer cache and compare the results")
+    p.add_argument("spec", type=Path, nargs="?", default=DEFAULT_SPEC, metavar="SPEC")
+    p.add_argument("--keep", type=Path, metavar="DIR",
+                   help="work in DIR (spec copy, self-test products) and keep it")
+    p.set_defaults(handler=repro)
+
+
+def inspect(args, reporter: Reporter) -> int:
+    from niriss_pipe.engine.client import Engine
+    from niriss_pipe.provenance.inspect import format_inspection, inspect_image
+
+    info = inspect_image(Engine(reporter), args.image)
+    reporter.say(json.dumps(info, indent=2, sort_keys=True) if args.json
+                 else format_inspection(info))
+    return 0
+
+
+def verify(args, reporter: Reporter) -> int:
+    from niriss_pipe.engine.client import Engine
+    from niriss_pipe.provenance.verify import verify_image
+
+    verify_image(Engine(reporter), args.image, selftest=not args.no_selftest)
+    return 0
+
+
+def repro(args, reporter: Reporter) -> int:
+    from niriss_pipe.build.options import BuildOptions
+    from niriss_pipe.engine.client import Engine
+    from niriss_pipe.provenance.repro import repro
+
+    options = BuildOptions(ca_bundle=args.ca_bundle, cache=args.cache,
+                           crds_server=crds_server(args.server))
+    repro(args.spec, Engine(reporter), options, keep=args.keep)
+    return 0

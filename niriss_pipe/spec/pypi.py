@@ -1,0 +1,45 @@
+"""What the package index says of a release: its files, upload date and wheels (PEP 691/700)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import urllib.request
+
+PYPI_SIMPLE = os.environ.get("UV_INDEX_URL", "https://pypi.org/simple").rstrip("/")
+
+
+def release_files(name: str, version: str, index: str = PYPI_SIMPLE) -> list[dict] | None:
+    """The index's files of ``name==version`` from its JSON simple API (PEP 691 and 700, what
+    uv reads for --exclude-newer); None when the index cannot be asked."""
+    request = urllib.request.Request(f"{index}/{name}/",
+                                     headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            files = json.load(response).get("files", [])
+    except (OSError, ValueError):
+        return None
+    prefix = f"{name}-{version}"
+    return [f for f in files if f["filename"].startswith((prefix + "-", prefix + "."))]
+
+
+def pypi_upload_date(name: str, version: str) -> dt.date | None:
+    """When ``name==version`` was first uploaded (None when the index cannot be asked)."""
+    stamps = [f["upload-time"][:10] for f in release_files(name, version) or []
+              if f.get("upload-time")]
+    return dt.date.fromisoformat(min(stamps)) if stamps else None
+
+
+def has_linux_wheel(name: str, version: str, python: str) -> bool | None:
+    """Whether ``name==version`` has an x86_64 Linux wheel for CPython ``python`` (3.11);
+    without one, pip builds it from source in the image and needs compilers."""
+    files = release_files(name, version)
+    if files is None:
+        return None
+    tag = "cp" + python.replace(".", "")
+    return any(f["filename"].endswith(".whl") and "x86_64" in f["filename"]
+               and "linux" in f["filename"] and (f"-{tag}-" in f["filename"]
+                                                 or "-py3-none-" in f["filename"]
+                                                 or "-abi3-" in f["filename"])
+               for f in files)

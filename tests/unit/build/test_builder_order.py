@@ -1,0 +1,130 @@
+"""Build orchestration order, with a recording engine: the real engine is in tests/integration.
+
+What matters to users here is *when* tags move: never before the self-test
+passed, the content tag last, and a failed self-test removes the new image.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from niriss_pipe.build import builder, stamps
+from niriss_pipe.core.errors import EngineError, UserError
+from niriss_pipe.core.progress import Reporter
+from niriss_pipe.engine.values import BuildOutcome, RunResult
+from niriss_pipe.spec.load import load_spec
+from tests.helpers import ROOT
+
+
+class RecordingEngine:
+    """Just enough of Engine to drive builder.build; records every call in order."""
+
+    def __init__(self, selftest_code=0, existing=None):
+        self.reporter = Reporter(verbose=False)
+        self.calls = []
+        self.tags = dict(existing or {})
+        self.selftest_code = selftest_code
+
+    def image_id(self, ref):
+        if ref.startswith("niriss-pipe-base:"):
+            return "sha256:base"
+        return self.tags.get(ref)
+
+    def repo_digest(self, ref):
+        return "sha256:base"
+
+    def build(self, context, buildargs, no_cache=False):
+        self.calls.append(("build", sorted(buildargs)))
+        return BuildOutcome("sha256:new", {"environment": "sha256:" + "e" * 64})
+
+    def run(self, image, command, **kwargs):
+        self.calls.append(("run", command, kwargs.get("network")))
+        verdict = "FAIL" if self.selftest_code else "PASS"
+        return RunResult(self.selftest_code, f"selftest: {verdict}\n")
+
+    def tag(self, image_id, repository, tag):
+        self.calls.append(("tag", tag))
+        self.tags[f"{repository}:{tag}"] = image_id
+
+    def remove_untagged(self, image_id):
+        self.calls.append(("remove_untagged", image_id))
+
+
+@pytest.fixture
+def spec():
+    return load_spec(ROOT / "images" / "default.yaml")
+
+
+def options(tmp_path):
+    return builder.BuildOptions(ca_bundle="none", cache=tmp_path)
+
+
+def test_tags_only_after_selftest_content_tag_last(spec, tmp_path):
+    engine = RecordingEngine()
+    result = builder.build(spec, engine, options(tmp_path))
+    kinds = [c[0] for c in engine.calls]
+    assert kinds == ["build", "tag", "run", "tag", "tag", "tag"]
+    assert engine.calls[1] == ("tag", "environment-" + "e" * 12)  # the build stage, named
+    assert engine.calls[2] == ("run", ["selftest"], False)  # self-test runs with no network
+    assert [c[1] for c in engine.calls[3:]] == [
+        "jwst_1584", "jwst_1584-jwst3.0.0-py3.11", result.content_tag]
+    assert "NIRISS_PIPE_CREATED" in engine.calls[0][1] and result.built
+
+
+def test_failed_selftest_tags_nothing_and_removes_image(spec, tmp_path):
+    engine = RecordingEngine(selftest_code=1)
+    with pytest.raises(EngineError, match="self-test failed"):
+        builder.build(spec, engine, options(tmp_path))
+    assert [c[0] for c in engine.calls] == ["build", "tag", "run", "remove_untagged"]
+    assert list(engine.tags) == ["niriss-pipe:environment-" + "e" * 12]  # cache, not a product
+
+
+def test_existing_content_tag_is_a_no_op_that_repoints_user_tags(spec, tmp_path):
+    first = RecordingEngine()
+    ctag = builder.build(spec, first, options(tmp_path)).content_tag
+    # Another spec with the same pmap took ':jwst_1584' meanwhile.
+    tags = {**first.tags, "niriss-pipe:jwst_1584": "sha256:other"}
+    second = RecordingEngine(existing=tags)
+    result = builder.build(spec, second, options(tmp_path))
+    assert not result.built and result.content_tag == ctag
+    assert second.calls == [("tag", "jwst_1584")]
+
+
+def test_source_date_epoch_sets_created(monkeypatch):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    args = stamps.label_args("sha256:abc", stamps.source_date_epoch())
+    assert args["NIRISS_PIPE_CREATED"] == "2023-11-14T22:13:20Z"
+    assert args["NIRISS_PIPE_BASE_DIGEST"] == "sha256:abc"
+
+
+def test_source_date_epoch_is_part_of_the_content_tag(spec, tmp_path, monkeypatch):
+    """An image built under another SOURCE_DATE_EPOCH has another 'created': another image,
+    so an earlier build must not make this one a no-op."""
+    tags = []
+    for epoch in ("1700000000", "1750000000", None):
+        if epoch:
+            monkeypatch.setenv("SOURCE_DATE_EPOCH", epoch)
+        else:
+            monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+        tags.append(builder.build(spec, RecordingEngine(), options(tmp_path)).content_tag)
+    assert len(set(tags)) == 3
+
+
+@pytest.mark.parametrize("value", ["yesterday", "1.5", "-1", "١٧٠٠٠٠٠٠٠٠", "17\n"])
+def test_bad_source_date_epoch_is_a_user_error(monkeypatch, value):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", value)
+    with pytest.raises(UserError, match="SOURCE_DATE_EPOCH"):
+        stamps.source_date_epoch()
+
+
+@pytest.mark.parametrize("remote, label", [
+    ("https://github.com/niriss-pipe/niriss-pipe.git",
+     "https://github.com/niriss-pipe/niriss-pipe.git"),
+    ("https://user:ghp_secret@github.com/team/repo", "https://github.com/team/repo"),
+    ("git@github.com:team/repo.git", "git@github.com:team/repo.git"),
+    ("/work/main", stamps.PROJECT_URL),
+    ("file:///home/astro/niriss-pipe", stamps.PROJECT_URL),
+    ("", stamps.PROJECT_URL),
+])
+def test_source_label_holds_no_host_path_or_credential(remote, label):
+    assert stamps.public_source(remote) == label

@@ -1,0 +1,36 @@
+"""The build context tar and the content identity derived from it."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+
+from niriss_pipe.build.builder import content_tag
+from niriss_pipe.render.context import make_context
+
+LOCK = b"jwst==3.0.0 --hash=sha256:00\n"
+
+
+def test_tar_is_reproducible_and_complete(tmp_path):
+    a, b = make_context("FROM x\n", LOCK), make_context("FROM x\n", LOCK)
+    assert a.tar() == b.tar()
+    with tarfile.open(fileobj=io.BytesIO(a.tar())) as tar:
+        names = tar.getnames()
+        assert {m.mtime for m in tar.getmembers()} == {0}
+    assert names == sorted(names)
+    assert {"Dockerfile", "entrypoint.sh", "niriss_pipe/__init__.py",
+            "niriss_pipe/runtime/selftest.py", "niriss_pipe/runtime/synth.py",
+            "niriss_pipe/runtime/cachecheck.py", "requirements.lock"} <= set(names)
+
+
+def test_content_identity_follows_every_input(tmp_path):
+    pem = tmp_path / "ca.pem"
+    pem.write_text("cert")
+    plain = make_context("FROM x\n", LOCK)
+    base_tag = content_tag(plain, "sha256:1")
+    assert content_tag(make_context("FROM x\n", LOCK), "sha256:1") == base_tag
+    assert content_tag(plain, "sha256:2") != base_tag  # a rebuilt base
+    assert content_tag(make_context("FROM y\n", LOCK), "sha256:1") != base_tag  # another Dockerfile
+    assert content_tag(make_context("FROM x\n", LOCK, pem), "sha256:1") != base_tag  # a CA bundle
+    assert content_tag(make_context("FROM x\n", b"other"), "sha256:1") != base_tag  # a lock
+    assert base_tag.startswith("content-") and len(base_tag) == len("content-") + 16
