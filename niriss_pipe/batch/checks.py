@@ -10,14 +10,14 @@ from pathlib import Path
 from niriss_pipe.batch import sbatchopts
 from niriss_pipe.batch.plan import PIPELINE_MAX, PLAN_FILE, RUNTIMES, STRUN_ARG_MAX, SlurmOptions
 from niriss_pipe.core import grammar
-from niriss_pipe.core.errors import UserError, shown
+from niriss_pipe.core.errors import UserError, opt, prog, shown
 
 
 # -- options -------------------------------------------------------------------------------------
 def check_runtime(runtime: str) -> str:
     if runtime not in RUNTIMES:
-        raise UserError(f"--runtime {shown(runtime)} is an unknown runtime.",
-                        f"give --runtime one of {', '.join(RUNTIMES)}.")
+        raise UserError(f"{opt('runtime')} {shown(runtime)} is an unknown runtime.",
+                        f"give {opt('runtime')} one of {', '.join(RUNTIMES)}.")
     return runtime
 
 
@@ -40,7 +40,7 @@ def check_image(runtime: str, image: str) -> str:
         raise UserError(f"the image {shown(image)} is not a {runtime} image name or id"
                         + (" nor an image archive file." if runtime == "podman" else "."),
                         f"give a tag (niriss-pipe:jwst_1584) or an id from '{runtime} images'"
-                        + (", or the docker-archive file (python build.py export IMAGE --to "
+                        + (f", or the docker-archive file ({prog()} export IMAGE {opt('to')} "
                            "docker-archive)." if runtime == "podman" else "."))
     problem = grammar.text_problem(image)
     if problem:
@@ -59,14 +59,16 @@ def check_strun_args(args: tuple[str, ...]) -> tuple[str, ...]:
             f"it is {len(arg)} characters long (at most {STRUN_ARG_MAX})"
             if len(arg) > STRUN_ARG_MAX else None) or ("it is empty" if not arg else None)
         if problem:
-            raise UserError(f"--strun-arg {shown(arg)} cannot be passed to strun: {problem}.",
-                            "give one strun option per --strun-arg, e.g. --strun-arg=--steps."
+            raise UserError(f"{opt('strun_arg')} {shown(arg)} cannot be passed to strun: "
+                            f"{problem}.",
+                            f"give one strun option per {opt('strun_arg')}, e.g. "
+                            f"{opt('strun_arg')}=--steps."
                             "jump.rejection_threshold=5 (spaces and quotes are fine: it is "
                             "quoted for the shell).")
         option = arg.split("=", 1)[0]
         if len(option) >= len("--output_d") and "--output_dir".startswith(option):
-            raise UserError(f"--strun-arg {shown(arg)} sets strun's output folder, which the "
-                            "batch sets to each task's products/NAME/ (mounted at /data): "
+            raise UserError(f"{opt('strun_arg')} {shown(arg)} sets strun's output folder, which "
+                            "the batch sets to each task's products/NAME/ (mounted at /data): "
                             "products written elsewhere in the container are lost.",
                             "leave it out; products are in BATCH_DIR/products/NAME/.")
     return tuple(args)
@@ -75,7 +77,7 @@ def check_strun_args(args: tuple[str, ...]) -> tuple[str, ...]:
 
 def check_context(context: str | None) -> str | None:
     if context is not None and not grammar.is_pmap(context):
-        raise UserError(f"--context {shown(context)} is not a JWST context name.",
+        raise UserError(f"{opt('context')} {shown(context)} is not a JWST context name.",
                         "give it as jwst_NNNN.pmap (ASCII digits), or leave it out to use the "
                         "image's.")
     return context
@@ -86,16 +88,16 @@ def check_cache(cache: Path, context: str | None) -> Path:
     cache = Path(os.path.abspath(cache))
     problem = grammar.mount_source_problem(str(cache))
     if problem:
-        raise UserError(f"--cache {shown(cache)} is bind-mounted into every task, and "
-                        f"{problem}.", "give --cache a path without ':' or ',' (a link works: "
-                        "ln -s CACHE /shared/crds_cache).")
+        raise UserError(f"{opt('cache')} {shown(cache)} is bind-mounted into every task, and "
+                        f"{problem}.", f"give {opt('cache')} a path without ':' or ',' (a link "
+                        "works: ln -s CACHE /shared/crds_cache).")
     if not cache.is_dir():
         raise UserError(f"the CRDS cache {cache} does not exist.",
-                        "give --cache the shared cache folder (fill one with python build.py "
+                        f"give {opt('cache')} the shared cache folder (fill one with {prog()} "
                         "sync SPEC).")
     if context and not (cache / "mappings" / "jwst" / context).is_file():
         raise UserError(f"the CRDS cache {cache} does not hold the context {context}.",
-                        f"sync it first: python build.py sync --context {context} --cache "
+                        f"sync it first: {prog()} sync {opt('context')} {context} {opt('cache')} "
                         f"{cache}; tasks run offline and cannot fetch it.")
     return cache
 
@@ -123,29 +125,29 @@ def check_slurm(options: SlurmOptions) -> SlurmOptions:
     counts as ints."""
     if options.partition is not None and not grammar.is_slurm_name(options.partition,
                                                                     many=True):
-        raise UserError(f"--partition {shown(options.partition)} is not a SLURM partition name "
-                        "or a comma-separated list of them.",
-                        f"use {_NAME_FIX}, e.g. --partition compute (see sinfo).")
+        raise UserError(f"{opt('partition')} {shown(options.partition)} is not a SLURM partition "
+                        "name or a comma-separated list of them.",
+                        f"use {_NAME_FIX}, e.g. {opt('partition')} compute (see sinfo).")
     for option, value in (("--account", options.account), ("--qos", options.qos)):
         if value is not None and not grammar.is_slurm_name(value):
             raise UserError(f"{option} {shown(value)} is not a SLURM {option[2:]} name.",
                             f"use {_NAME_FIX}, e.g. {option} jwst (see sacctmgr show assoc "
                             "user=$USER).")
     if options.time is not None and not grammar.full(grammar.SLURM_TIME, options.time):
-        raise UserError(f"--time {shown(options.time)} is not a SLURM time.",
+        raise UserError(f"{opt('time')} {shown(options.time)} is not a SLURM time.",
                         "give minutes, MM:SS, HH:MM:SS or D-HH:MM:SS in ASCII digits, e.g. "
-                        "--time 00:30:00.")
+                        f"{opt('time')} 00:30:00.")
     if options.mem is not None and not grammar.full(grammar.SLURM_MEMORY, options.mem):
-        raise UserError(f"--mem {shown(options.mem)} is not a SLURM memory size.",
+        raise UserError(f"{opt('mem')} {shown(options.mem)} is not a SLURM memory size.",
                         "give a number in ASCII digits with an optional K, M, G or T suffix, "
-                        "e.g. --mem 8G.")
+                        f"e.g. {opt('mem')} 8G.")
     cpus = count("--cpus", options.cpus, "e.g. --cpus 2.")
     throttle = None if options.throttle is None else count(
         "--throttle", options.throttle, "it is the most tasks that run at once (the %N of "
         "--array), e.g. --throttle 50.")
     if not grammar.is_slurm_name(options.job_name):
-        raise UserError(f"--job-name {shown(options.job_name)} has characters SLURM does not "
-                        "keep, or is too long.", f"use {_NAME_FIX}.")
+        raise UserError(f"{opt('job_name')} {shown(options.job_name)} has characters SLURM does "
+                        "not keep, or is too long.", f"use {_NAME_FIX}.")
     extra = tuple(sbatchopts.check(word) for word in options.extra)
     return replace(options, cpus=cpus, throttle=throttle, extra=extra)
 
@@ -161,7 +163,7 @@ def check_folder(folder: Path) -> Path:
                         "only (no space, '%', ':', ',', quotes or other punctuation).")
     if (folder / PLAN_FILE).exists():
         raise UserError(f"{folder} already holds a batch.",
-                        f"see it with python build.py batch status {folder}, rerun its failed "
+                        f"see it with {prog()} batch status {folder}, rerun its failed "
                         "tasks with batch retry, or give -o a new folder.")
     if folder.exists() and not folder.is_dir():
         raise UserError(f"the output folder {folder} is a file.", "give -o a folder.")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from niriss_pipe.core import grammar
-from niriss_pipe.core.errors import UserError, shown
+from niriss_pipe.core.errors import UserError, opt, prog, shown
 from niriss_pipe.core.progress import Reporter, human_bytes
 from niriss_pipe.engine.client import Engine
 from niriss_pipe.export.facts import env_value, image_facts
@@ -40,25 +40,25 @@ def choose_image(runtime: str, image: str, reporter: Reporter) -> ImageChoice:
         if path.is_dir():
             if not (path / "ch" / "environment").is_file():
                 raise UserError(f"{image} is a folder but not a Charliecloud image (no "
-                                "ch/environment).", f"export one: python build.py export IMAGE "
-                                f"--to dir -o {image}")
+                                "ch/environment).", f"export one: {prog()} export IMAGE "
+                                f"{opt('to')} dir -o {image}")
             try:
                 env = (path / "ch" / "environment").read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as exc:
                 raise UserError(f"{image}/ch/environment cannot be read ({exc}).",
-                                "export the image again: python build.py export IMAGE --to "
+                                f"export the image again: {prog()} export IMAGE {opt('to')} "
                                 "dir") from None
             return ImageChoice(_resolved(image, path), "", _env_context(env.splitlines()))
         if path.is_file() and _magic(path) == b"hsqs":
             return ImageChoice(_resolved(image, path), "",
                                _env_context(_sqfs_environment(path).splitlines()))
         raise UserError(f"'{image}' is not a Charliecloud image (a folder or a .sqfs file).",
-                        f"export the Docker image first: python build.py export {image} --to "
+                        f"export the Docker image first: {prog()} export {image} {opt('to')} "
                         "squashfs (one file on the shared file system), then give that file.")
     if path.is_file():  # apptainer: a SIF; its environment cannot be read without apptainer
         return ImageChoice(_resolved(image, path), "", None)
     raise UserError(f"'{image}' is not a SIF file.",
-                    f"export the Docker image first: python build.py export {image} --to sif "
+                    f"export the Docker image first: {prog()} export {image} {opt('to')} sif "
                     "(where Apptainer is missing this writes the archive and a script that "
                     "builds the SIF on the cluster), then give the .sif file.")
 
@@ -113,7 +113,7 @@ def archive_facts(path: Path) -> tuple[str, list[str]]:
                 config_bytes = tar.extractfile(f"blobs/sha256/{config_digest}").read()
     except (OSError, tarfile.TarError, KeyError, ValueError, IndexError, AttributeError) as exc:
         raise UserError(f"{path} is not a docker-archive or OCI archive ({exc}).",
-                        "export one: python build.py export IMAGE --to docker-archive") from None
+                        f"export one: {prog()} export IMAGE {opt('to')} docker-archive") from None
     config = json.loads(config_bytes)
     return hashlib.sha256(config_bytes).hexdigest(), config.get("config", {}).get("Env") or []
 
@@ -132,21 +132,21 @@ def _podman_image(image: str, reporter: Reporter) -> ImageChoice:
                                   capture_output=True, text=True)
             if proc.returncode != 0:
                 raise UserError(f"podman load {path} failed: {proc.stderr.strip()[-600:]}",
-                                "check the archive (python build.py export IMAGE --to "
+                                f"check the archive ({prog()} export IMAGE {opt('to')} "
                                 "docker-archive writes one) and podman's storage.")
             reporter.say(f"  loaded in {time.monotonic() - started:.0f} s")
         return ImageChoice(image_id, f"sha256:{image_id}", _env_context(env),
                            archive=Path(_resolved(image, path)))
     if not shutil.which("podman"):
         raise UserError("the podman runtime needs podman on PATH here, or an image archive.",
-                        "give the image as a docker-archive file (python build.py export IMAGE "
-                        "--to docker-archive), which each node loads when it lacks it.")
+                        f"give the image as a docker-archive file ({prog()} export IMAGE "
+                        f"{opt('to')} docker-archive), which each node loads when it lacks it.")
     proc = subprocess.run(["podman", "image", "inspect", "--format",
                            "{{.Id}}|{{json .Config.Env}}", image], capture_output=True, text=True)
     if proc.returncode != 0:
         raise UserError(f"podman has no image '{image}'.",
-                        f"export it from Docker and give the file: python build.py export "
-                        f"{image} --to docker-archive -o image.tar, then pass image.tar.")
+                        f"export it from Docker and give the file: {prog()} export "
+                        f"{image} {opt('to')} docker-archive -o image.tar, then pass image.tar.")
     image_id, _, env = proc.stdout.strip().partition("|")
     return ImageChoice(image_id, f"sha256:{image_id}",
                        _env_context(json.loads(env or "[]") or []))

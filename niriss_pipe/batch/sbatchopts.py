@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from niriss_pipe.core import grammar
-from niriss_pipe.core.errors import UserError, shown
+from niriss_pipe.core.errors import UserError, prog, shown
 
 _LONG = """
 account= acctg-freq= array= autocomplete= batch= bb= bbf= begin= chdir= cluster=
@@ -75,7 +75,7 @@ MANAGED = {
                 "other cluster's login node",
     "cluster": "status, retry and cancel follow jobs on this cluster only; submit from the "
                "other cluster's login node",
-    "wait": "sbatch would not return until the array ends; follow it with python build.py "
+    "wait": f"sbatch would not return until the array ends; follow it with {prog()} "
             "batch wait",
     "test-only": "it estimates a start time instead of submitting; use --dry-run to see the "
                  "scripts",

@@ -46,7 +46,7 @@ from niriss_pipe.batch.scripts import array_script, task_script
 from niriss_pipe.batch.summary import outcome, report
 from niriss_pipe.core import grammar
 from niriss_pipe.core.atomic import write_text
-from niriss_pipe.core.errors import UserError, shown
+from niriss_pipe.core.errors import UserError, opt, shown
 from niriss_pipe.core.progress import Reporter
 
 
@@ -77,7 +77,7 @@ def plan_batch(request: BatchRequest, reporter: Reporter) -> Plan:
     if context is None and image.context is not None and not grammar.is_pmap(image.context):
         raise UserError(f"the image {request.image} sets CRDS_CONTEXT to {shown(image.context)}, "
                         "which is not a JWST context name.", "give the context to run with: "
-                        "--context jwst_NNNN.pmap.")
+                        f"{opt('context')} jwst_NNNN.pmap.")
     effective = context or image.context
     cache = check_cache(request.cache, effective)
     if effective is None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from niriss_pipe.batch import state as batchstate
 from niriss_pipe.batch.outcome import Outcome
 from niriss_pipe.batch.plan import Plan
+from niriss_pipe.core.errors import prog
 from niriss_pipe.core.progress import Reporter, short_path
 
 
@@ -75,6 +76,6 @@ def report(plan: Plan, reporter: Reporter, *, header: bool = True, table: bool |
         reporter.say(f"  {s.state}: {s.name} (task {s.index}, {detail}); log {short_path(s.log)}"
                      + (f"\n      {error}" if error else ""))
     if bad and batchstate.is_finished(statuses):
-        reporter.say("rerun only these with: python build.py batch retry "
+        reporter.say(f"rerun only these with: {prog()} batch retry "
                      f"{short_path(plan.folder)}")
     return outcome(statuses)

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from niriss_pipe.core.errors import UserError
+from niriss_pipe.core.errors import UserError, prog
 from niriss_pipe.engine.client import Engine
 from niriss_pipe.runtime.contract import label
 from niriss_pipe.spec.model import BaseSpec
@@ -38,7 +38,7 @@ def resolve(engine: Engine, base: BaseSpec, *, make: bool = True) -> ResolvedBas
             image_id = make_debootstrap_base(engine, base)
         else:
             raise UserError(f"base image {base.reference} is not present.",
-                            "make it from Debian's mirror: python build.py base SPEC")
+                            f"make it from Debian's mirror: {prog()} base SPEC")
     return ResolvedBase(base.reference, image_id, engine.repo_digest(base.reference))
 
 
@@ -55,7 +55,7 @@ def make_debootstrap_base(engine: Engine, base: BaseSpec, reference: str | None 
             f"{base.suite}-slim@sha256:<digest> where a registry is reachable.")
     if os.geteuid() != 0:
         raise UserError(f"making the base image {base.reference} with debootstrap needs root.",
-                        "run 'sudo python build.py base SPEC' once; later builds reuse it.")
+                        f"run 'sudo {prog()} base SPEC' once; later builds reuse it.")
     reporter = engine.reporter
     reporter.say(f"making base {reference} with debootstrap ({base.suite}, "
                  f"{base.variant}, {base.mirror})")

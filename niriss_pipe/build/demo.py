@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from niriss_pipe.build import builder
-from niriss_pipe.core.errors import EngineError
+from niriss_pipe.core.errors import EngineError, prog
 from niriss_pipe.engine.client import Engine
 from niriss_pipe.runtime.contract import SYNTHETIC_SERIAL
 from niriss_pipe.spec.model import ImageSpec
@@ -68,7 +68,7 @@ def run_demo(spec: ImageSpec, engine: Engine, options: builder.BuildOptions,
     product = out_dir / EXPOSURE.replace("_uncal.fits", "_rate.fits")
     if not product.is_file():
         raise EngineError(f"the demo run finished but {product} was not written.",
-                          "run 'python build.py demo -v' to see the pipeline log.")
+                          f"run '{prog()} demo -v' to see the pipeline log.")
     say(f"demo done in {took:.1f} s: {os.path.relpath(product)}")
     return DemoResult(image, product, took)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from niriss_pipe.core.errors import UserError
+from niriss_pipe.core.errors import UserError, opt
 
 CA_ENV_VARS = ("PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY", "NO_PROXY", "ALL_PROXY")
@@ -24,8 +24,8 @@ def find_ca_bundle(option: str | None, environ=os.environ) -> Path | None:
     if option:
         path = Path(option)
         if not path.is_file():
-            raise UserError(f"--ca-bundle {option}: no such file.",
-                            "give the path of a PEM CA bundle, or --ca-bundle none.")
+            raise UserError(f"{opt('ca_bundle')} {option}: no such file.",
+                            f"give the path of a PEM CA bundle, or {opt('ca_bundle')} none.")
         return path
     for var in CA_ENV_VARS:
         value = environ.get(var)

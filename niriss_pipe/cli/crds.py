@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from niriss_pipe.cli.images import crds_server
-from niriss_pipe.core.errors import UserError
+from niriss_pipe.core.errors import UserError, prog
 from niriss_pipe.core.progress import Reporter, human_bytes
 
 
@@ -58,7 +58,7 @@ def sync(args, reporter: Reporter) -> int:
 
     context = args.context or (load_spec(args.spec).context if args.spec else None)
     if context is None:
-        raise UserError("no context to sync.", "give a spec (python build.py sync "
+        raise UserError("no context to sync.", f"give a spec ({prog()} sync "
                         "images/default.yaml) or --context jwst_NNNN.pmap.")
     result = sync(SyncRequest(context=context, cache=args.cache, scope=args.references,
                               datasets=tuple(args.datasets), server=crds_server(args.server),

@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from niriss_pipe.core.errors import UserError
+from niriss_pipe.core.errors import UserError, prog
 from niriss_pipe.core.progress import Reporter
 
 DEFAULT_SPEC = Path("images/default.yaml")
@@ -114,7 +114,7 @@ def new(args, reporter: Reporter) -> int:
 
     if not (args.pmap or args.jwst):
         raise UserError("new needs --pmap, --jwst, or both.",
-                        "e.g. python build.py new --pmap jwst_0579")
+                        f"e.g. {prog()} new --pmap jwst_0579")
     proposal = for_pmap(args.pmap) if args.pmap and not args.jwst else for_jwst(args.jwst,
                                                                                 args.pmap)
     proposal.compilers = needs_compilers(proposal)
@@ -228,7 +228,7 @@ def selftest(args, reporter: Reporter) -> int:
     engine = Engine(reporter)
     if engine.image_id(args.image) is None:
         raise UserError(f"no image '{args.image}' in the local engine.",
-                        "build it first: python build.py build SPEC")
+                        f"build it first: {prog()} build SPEC")
     run_selftest(engine, args.image)
     return 0
 

@@ -41,8 +41,12 @@ def exit_code(err: UserError) -> int:
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     program = prog or program_name(sys.argv[0])
     parser = build_parser(program)
-    errors.use_words(errors.Words(program=program, options=parser.option_flags))
-    args = parser.parse_args(argv)
+    with errors.speaking(errors.Words(program=program, options=parser.option_flags)):
+        args = parser.parse_args(argv)
+        return _run(args)
+
+
+def _run(args) -> int:
     reporter = Reporter(verbose=args.verbose)
     try:
         return args.handler(args, reporter) or 0

@@ -8,6 +8,7 @@ keeps its traceback.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import textwrap
 from dataclasses import dataclass, field
@@ -50,10 +51,16 @@ class Words:
 _words = Words()
 
 
-def use_words(words: Words) -> None:
-    """Set how messages name options and the program (the CLI calls this once)."""
+@contextlib.contextmanager
+def speaking(words: Words):
+    """Messages made in the block name options and the program with ``words`` (the CLI's,
+    for one command); the previous words are back after it."""
     global _words
-    _words = words
+    before, _words = _words, words
+    try:
+        yield
+    finally:
+        _words = before
 
 
 def shown(value, limit: int = 80) -> str:
@@ -69,7 +76,8 @@ class UserError(Exception):
     """An error caused by input or environment that the user can fix."""
 
     def __init__(self, what: str, fix: str = "", *, where: str = ""):
-        self.what, self.fix, self.where = what, fix, where
+        # Marks are rendered now, with the words of the command that raised it.
+        self.what, self.fix, self.where = (_words.render(text) for text in (what, fix, where))
         super().__init__(self.paragraph())
 
     def paragraph(self) -> str:
@@ -79,8 +87,8 @@ class UserError(Exception):
         parts = [f"{self.where}: {self.what}" if self.where else self.what]
         if fix:
             parts.append(f"Fix: {fix}")
-        text = _words.render(" ".join(parts))
-        return f"{text}\n{_words.render(detail)}" if detail else text
+        text = " ".join(parts)
+        return f"{text}\n{detail}" if detail else text
 
     def display(self, width: int | None = None) -> str:
         """The paragraph for a reader: wrapped at ``width`` (a terminal's), whole otherwise."""

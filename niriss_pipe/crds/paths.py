@@ -11,7 +11,7 @@ import contextlib
 import os
 from pathlib import Path
 
-from niriss_pipe.core.errors import UserError
+from niriss_pipe.core.errors import UserError, prog
 
 
 def _nearest_existing(path: Path) -> Path:
@@ -52,7 +52,7 @@ def check_readable(cache: Path, option: str = "--cache") -> None:
     """Refuse a cache folder the command cannot read."""
     if not cache.exists():
         raise UserError(f"there is no CRDS cache at {cache}.",
-                        f"give {option} DIR, or fill one with python build.py sync SPEC.")
+                        f"give {option} DIR, or fill one with {prog()} sync SPEC.")
     if not cache.is_dir():
         raise UserError(f"{option} {cache} is a file, not a CRDS cache folder.",
                         f"give {option} the folder a sync filled.")

@@ -13,7 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from niriss_pipe.core.errors import UserError, os_error
+from niriss_pipe.core.errors import UserError, opt, os_error
 from niriss_pipe.core.progress import human_bytes
 from niriss_pipe.crds import hostcache as crdscache
 from niriss_pipe.crds import record as syncrecord
@@ -109,8 +109,8 @@ def prune(cache: Path, keep: list[str], *, dry_run: bool, reporter) -> Pruned:
         if not dry_run:
             syncrecord.forget(cache, [p.name for p in doomed if p.suffix == ".pmap"])
     except OSError as exc:
-        raise os_error(exc, "--cache", "make the cache readable (and writable to prune) by this "
-                       "user, or run as its owner.") from None
+        raise os_error(exc, opt("cache"), "make the cache readable (and writable to prune) by "
+                       "this user, or run as its owner.") from None
     return Pruned(doomed, total, keep)
 
 
@@ -120,5 +120,5 @@ def listing(cache: Path) -> str:
     try:
         return format_summary(cache, summarize(cache))
     except OSError as exc:
-        raise os_error(exc, "--cache", "make the cache readable by this user, or run as its "
-                       "owner.") from None
+        raise os_error(exc, opt("cache"), "make the cache readable by this user, or run as "
+                       "its owner.") from None

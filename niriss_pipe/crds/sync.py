@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from niriss_pipe.core.errors import UserError, os_error
+from niriss_pipe.core.errors import UserError, opt, os_error
 from niriss_pipe.core.progress import Reporter, human_bytes
 from niriss_pipe.crds import record as syncrecord
 from niriss_pipe.crds.download import CacheWriteError, FetchReport, Manifest, Wanted, fetch
@@ -92,7 +92,7 @@ def sync(request: SyncRequest, reporter: Reporter) -> SyncResult:
         except CacheWriteError as exc:
             raise _write_error(exc, cache) from None
         except OSError as exc:
-            raise os_error(exc, "--cache", "check the cache folder (it must be a writable "
+            raise os_error(exc, opt("cache"), "check the cache folder (it must be a writable "
                            "folder with room for the files); then run the same sync again: "
                            "verified files are kept.") from None
 
@@ -152,10 +152,10 @@ def check_space(cache: Path, todo: list[Wanted], label: str, extra: int = 0) -> 
             f"the CRDS cache {cache} has {human_bytes(free)} free on its file system, but the "
             f"{len(todo)} {label} to fetch need {human_bytes(need)} "
             f"({human_bytes(sum(w.size for w in todo))} of files); nothing of them was written.",
-            "free space there, or give --cache a folder on a disk with room (a cache can be "
-            "moved or mounted anywhere)" + (", or fetch less with --references datasets "
-                                             "--datasets <exposures>" if label == "references"
-                                             else "") + "; then run the same sync again.")
+            f"free space there, or give {opt('cache')} a folder on a disk with room (a cache can "
+            "be moved or mounted anywhere)"
+            + (f", or fetch less with {opt('references')} datasets {opt('datasets')} <exposures>"
+               if label == "references" else "") + "; then run the same sync again.")
 
 
 def _write_error(exc: CacheWriteError, cache: Path) -> UserError:
@@ -164,12 +164,12 @@ def _write_error(exc: CacheWriteError, cache: Path) -> UserError:
         free = human_bytes(_free(cache))
         return UserError(f"the file system of the CRDS cache {cache} is full ({free} free): "
                          f"writing {exc.name} failed and was not retried. Nothing partial was "
-                         f"kept; {done}.", "free space there, or give --cache a folder on a disk "
-                         "with room; then run the same sync again: only the missing files are "
-                         "fetched.")
+                         f"kept; {done}.",
+                         f"free space there, or give {opt('cache')} a folder on a disk with room; "
+                         "then run the same sync again: only the missing files are fetched.")
     return UserError(f"cannot write into the CRDS cache {cache}: {exc}. Nothing partial was kept; "
-                     f"{done}.", "make the folder writable (or give --cache another one); then "
-                     "run the same sync again.")
+                     f"{done}.", f"make the folder writable (or give {opt('cache')} another one); "
+                     "then run the same sync again.")
 
 
 def _free(path: Path) -> int:
@@ -185,12 +185,12 @@ def _check(request: SyncRequest) -> None:
         raise UserError(f"'{request.context}' is not a CRDS pipeline context name.",
                         "give a pmap like jwst_1584.pmap.")
     if request.scope not in SCOPES:
-        raise UserError(f"--references {request.scope}: not one of {', '.join(SCOPES)}.",
+        raise UserError(f"{opt('references')} {request.scope}: not one of {', '.join(SCOPES)}.",
                         "use none, instrument or datasets.")
     if request.scope == "datasets":
         if not request.datasets:
-            raise UserError("--references datasets needs the exposures to sync for.",
-                            "add --datasets FILE... (or a folder of *_uncal.fits).")
+            raise UserError(f"{opt('references')} datasets needs the exposures to sync for.",
+                            f"add {opt('datasets')} FILE... (or a folder of *_uncal.fits).")
         for path in request.datasets:
             if not path.exists():
                 raise UserError(f"dataset {path} does not exist.", "give existing FITS files.")
@@ -201,9 +201,9 @@ def _server_info(api, server: str) -> dict:
         info = api.get_server_info()
     except Exception as exc:  # noqa: BLE001 - the client raises many kinds for "unreachable"
         raise UserError(f"cannot reach the CRDS server at {server} ({_first_line(exc)}).",
-                        "check --server / CRDS_SERVER_URL and the network (proxy variables); "
-                        "on a machine with no network, sync on one that has it and copy or mount "
-                        "the cache.") from None
+                        f"check {opt('server')} / CRDS_SERVER_URL and the network (proxy "
+                        "variables); on a machine with no network, sync on one that has it and "
+                        "copy or mount the cache.") from None
     if info.get("observatory") != "jwst":
         raise UserError(f"the CRDS server at {server} serves '{info.get('observatory')}', "
                         "not jwst.", "use a JWST CRDS server, e.g. " + DEFAULT_SERVER)
@@ -291,7 +291,8 @@ def _confirm(request: SyncRequest, total: int, count: int) -> None:
     if not sys.stdin.isatty():
         raise UserError(f"this sync would download {human_bytes(total)} (over the "
                         f"{human_bytes(request.confirm_over)} threshold).",
-                        "re-run with --yes, or narrow it with --references datasets.")
+                        f"re-run with {opt('yes')}, or narrow it with "
+                        f"{opt('references')} datasets.")
     if input(question).strip().lower() not in ("y", "yes"):
         raise UserError("sync cancelled; nothing was downloaded.", "")
 

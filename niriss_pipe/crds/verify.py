@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from niriss_pipe.core.errors import UserError, VerificationError, os_error
+from niriss_pipe.core.errors import UserError, VerificationError, opt, os_error, prog
 from niriss_pipe.core.progress import Reporter
 from niriss_pipe.crds import hostcache
 from niriss_pipe.crds.manifest import Manifest
@@ -20,7 +20,7 @@ def verify_cache(cache: Path, reporter: Reporter) -> int:
     try:
         return _checks(cache, reporter)
     except OSError as exc:
-        raise os_error(exc, "--cache", "make the cache readable by this user (or run as its "
+        raise os_error(exc, opt("cache"), "make the cache readable by this user (or run as its "
                        "owner), then check it again.") from None
 
 
@@ -41,14 +41,14 @@ def _checks(cache: Path, reporter: Reporter) -> int:
     manifest = Manifest(cache / MANIFEST, cache)
     if not manifest.entries:
         raise UserError(f"{cache} has no record of verified downloads ({MANIFEST}).",
-                        "fill it with python build.py sync, or check it against the server with "
-                        "python build.py sync --verify.")
+                        f"fill it with {prog()} sync, or check it against the server with "
+                        f"{prog()} sync {opt('verify')}.")
     problems = manifest.problems()
     for key, problem in problems.items():
         reporter.say(f"  {key}: {problem}")
     if problems:
         raise VerificationError(f"{len(problems)} of {len(manifest.entries)} files in {cache} "
-                                "fail verification.", "repair them with python build.py sync "
-                                "--verify (re-fetches only those).")
+                                "fail verification.", f"repair them with {prog()} sync "
+                                f"{opt('verify')} (re-fetches only those).")
     reporter.say(f"{cache}: all {len(manifest.entries)} recorded files verified")
     return len(manifest.entries)

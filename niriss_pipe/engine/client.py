@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Iterator
 
 from niriss_pipe.core import grammar
-from niriss_pipe.core.errors import EngineError, UserError
+from niriss_pipe.core.errors import EngineError, UserError, prog
 from niriss_pipe.core.progress import Reporter
 from niriss_pipe.engine.build import BuildStream
 from niriss_pipe.engine.values import BuildOutcome, ImageInfo, RunResult
@@ -86,7 +86,7 @@ class Engine:
             yield
         except self.errors.ImageNotFound as exc:
             raise UserError(f"no such image while trying to {what} ({_short(exc)}).",
-                            "build it first (python build.py build SPEC), or give a name or id "
+                            f"build it first ({prog()} build SPEC), or give a name or id "
                             "from 'docker images'.") from None
         except self.errors.APIError as exc:
             if exc.status_code == 400 or "invalid reference" in str(exc).lower():
@@ -195,7 +195,7 @@ class Engine:
             raise EngineError(f"cannot pull base image '{reference}' ({exc.what}).",
                               "load it (docker load / docker pull on a machine with registry "
                               "access), or make the base locally from Debian's mirror by removing "
-                              "'base.image' from the spec and running: python build.py base SPEC."
+                              f"'base.image' from the spec and running: {prog()} base SPEC."
                               ) from None
 
     @_guarded("tag {0}")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from niriss_pipe import __version__
 from niriss_pipe.core import templates
-from niriss_pipe.core.errors import UserError
+from niriss_pipe.core.errors import UserError, opt
 from niriss_pipe.export.facts import ImageFacts
 from niriss_pipe.runtime import contract
 
@@ -45,5 +45,5 @@ def build_sif(builder: str, archive: Path, dest: Path) -> None:
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip()[-800:]
         raise UserError(f"{Path(builder).name} build failed (exit {proc.returncode}): {tail}",
-                        "see its message above; or export --to docker-archive and build the "
-                        "SIF on the cluster.")
+                        f"see its message above; or export {opt('to')} docker-archive and build "
+                        "the SIF on the cluster.")

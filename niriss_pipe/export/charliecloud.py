@@ -8,7 +8,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from niriss_pipe.core.errors import UserError
+from niriss_pipe.core.errors import UserError, opt
 from niriss_pipe.export.facts import CHUNK, ImageFacts
 from niriss_pipe.export.staging import owner_writable
 
@@ -86,4 +86,4 @@ def make_squashfs(tree: Path, dest: Path) -> None:
         tail = (proc.stderr or proc.stdout).strip()[-800:]
         raise UserError(f"mksquashfs failed (exit {proc.returncode}): {tail}",
                         "mksquashfs 4.4 or newer with zstd support is needed (squashfs-tools "
-                        "from Debian 11+, Ubuntu 22.04+, RHEL 9); or export --to dir.")
+                        f"from Debian 11+, Ubuntu 22.04+, RHEL 9); or export {opt('to')} dir.")

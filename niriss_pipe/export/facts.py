@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from niriss_pipe.core.errors import UserError
+from niriss_pipe.core.errors import UserError, prog
 
 CHUNK = 1 << 20  # bytes per read of an engine stream (save, export)
 
@@ -43,7 +43,7 @@ def image_facts(engine, reference: str) -> ImageFacts:
     info = engine.image_info(reference)
     if info is None:
         raise UserError(f"no image '{reference}' in the local engine.",
-                        "build it first (python build.py build SPEC), or give a name or id from "
+                        f"build it first ({prog()} build SPEC), or give a name or id from "
                         "'docker images'.")
     return ImageFacts(reference=reference, id=info.id, tags=info.tags, env=info.env,
                       entrypoint=info.entrypoint, cmd=info.cmd)

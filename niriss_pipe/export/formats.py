@@ -7,7 +7,7 @@ import difflib
 import shutil
 from pathlib import Path
 
-from niriss_pipe.core.errors import UserError
+from niriss_pipe.core.errors import UserError, opt
 from niriss_pipe.export.apptainer import sif_builder, sif_companions
 from niriss_pipe.export.facts import ImageFacts
 
@@ -27,7 +27,7 @@ def check_format(fmt: str) -> str:
     close = difflib.get_close_matches(fmt, FORMATS, n=1)
     hint = f"did you mean '{close[0]}'? " if close else ""
     raise UserError(f"unknown export format '{fmt}'.",
-                    f"{hint}give --to one of {', '.join(FORMATS)}.")
+                    f"{hint}give {opt('to')} one of {', '.join(FORMATS)}.")
 
 
 def default_output(facts: ImageFacts, fmt: str) -> Path:
@@ -51,15 +51,15 @@ def check_outputs(paths: list[Path], force: bool) -> None:
                             "create it, or give -o a path in an existing folder.")
         if (path.exists() or path.is_symlink()) and not force:
             raise UserError(f"{path} exists.",
-                            "give -o another path, or --force to replace it once the new "
+                            f"give -o another path, or {opt('force')} to replace it once the new "
                             "export is complete.")
 
 
 def check_tools(fmt: str) -> None:
     if fmt == "squashfs" and not shutil.which("mksquashfs"):
-        raise UserError("export --to squashfs needs mksquashfs, which is not on PATH.",
+        raise UserError(f"export {opt('to')} squashfs needs mksquashfs, which is not on PATH.",
                         "install squashfs-tools (Debian/Ubuntu: apt-get install squashfs-tools; "
-                        "RHEL: dnf install squashfs-tools), or export --to dir and pack it on "
-                        "the cluster (ch-convert DIR IMAGE.sqfs, or run ch-run on the dir).")
+                        f"RHEL: dnf install squashfs-tools), or export {opt('to')} dir and pack "
+                        "it on the cluster (ch-convert DIR IMAGE.sqfs, or run ch-run on the dir).")
     if shutil.which("tar") is None and fmt in ("dir", "squashfs"):
-        raise UserError(f"export --to {fmt} needs GNU tar on PATH.", "install tar.")
+        raise UserError(f"export {opt('to')} {fmt} needs GNU tar on PATH.", "install tar.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from niriss_pipe.build.records import find_record, records_dir
-from niriss_pipe.core.errors import UserError
+from niriss_pipe.core.errors import UserError, prog
 from niriss_pipe.core.progress import human_bytes
 from niriss_pipe.provenance.probe import installed_versions, run_probe
 from niriss_pipe.runtime.contract import (
@@ -31,7 +31,7 @@ def get_image(engine, reference: str):
     image = engine.image_info(reference)
     if image is None:
         raise UserError(f"no image '{reference}' in the local engine.",
-                        "build it first (python build.py build SPEC), or give a name from "
+                        f"build it first ({prog()} build SPEC), or give a name from "
                         "'docker images'.")
     if not (image.labels or {}).get(f"{LABEL_NS}.tool.version"):
         raise UserError(f"'{reference}' has no {LABEL_NS}.tool.version label: it was not built "

@@ -22,7 +22,7 @@ import yaml
 from niriss_pipe.build.builder import build
 from niriss_pipe.build.options import BuildOptions
 from niriss_pipe.build.records import find_records, records_dir
-from niriss_pipe.core.errors import VerificationError
+from niriss_pipe.core.errors import VerificationError, prog
 from niriss_pipe.provenance.compare import (
     ManifestDiff,
     compare_environment,
@@ -141,7 +141,7 @@ def _selftest_product(engine, image: str, out: Path) -> Path:
                         if line.startswith("selftest:")), "no verdict")
         raise VerificationError(f"the self-test of {image} failed ({verdict}), so its products "
                                 "cannot be compared.",
-                                f"see the work files in {out}; run python build.py selftest "
+                                f"see the work files in {out}; run {prog()} selftest "
                                 "on an image of this spec.")
     verdict = next(line for line in reversed(result.output.splitlines())
                    if line.startswith("selftest:"))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from niriss_pipe.build.selftest import run_selftest
-from niriss_pipe.core.errors import EngineError, VerificationError
+from niriss_pipe.core.errors import EngineError, VerificationError, opt, prog
 from niriss_pipe.core.progress import human_bytes
 from niriss_pipe.provenance.compare import compare_environment, shorten
 from niriss_pipe.provenance.inspect import get_image, int_value, label_value
@@ -114,12 +114,12 @@ def verify_image(engine, reference: str, *, selftest: bool = True) -> list[Check
         if unlocked and len(failed) == len(unlocked):
             raise VerificationError(
                 f"{reference} cannot be verified: " + unlocked[0].problem + ".",
-                "rebuild it from its spec with this niriss-pipe (python build.py build "
-                f"--no-cache images/{spec}) to get an image that carries its lock.")
+                f"rebuild it from its spec with this niriss-pipe ({prog()} build "
+                f"{opt('no_cache')} images/{spec}) to get an image that carries its lock.")
         raise VerificationError(
             f"{reference} does not match what it was built from: "
             + "; ".join(c.problem for c in failed) + ".",
-            f"rebuild it from its spec (python build.py build --no-cache images/{spec}) and "
+            f"rebuild it from its spec ({prog()} build {opt('no_cache')} images/{spec}) and "
             "use the new image; keep results made with this one apart.")
     say(f"{reference}: verified ({', '.join(c.name for c in checks)})")
     return checks

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from niriss_pipe.core.atomic import write_text
-from niriss_pipe.core.errors import SpecError, UserError
+from niriss_pipe.core.errors import SpecError, UserError, opt, prog
 from niriss_pipe.runtime.contract import lock_pins
 from niriss_pipe.spec import catalog
 from niriss_pipe.spec.gitref import resolve_git_ref
@@ -67,7 +67,7 @@ def cutoff(spec: ImageSpec) -> str:
         raise SpecError(str(spec.path), "jwst", f"jwst {spec.jwst.label} is not in the release "
                         "catalog, so the date to resolve its dependencies at is unknown.",
                         "use a catalogued release, or lock it with an explicit date: "
-                        "python build.py lock SPEC --exclude-newer YYYY-MM-DD.")
+                        f"{prog()} lock SPEC {opt('exclude_newer')} YYYY-MM-DD.")
     day = dt.date.fromisoformat(release.released)
     if spec.jwst.version:
         day = max(day, pypi_upload_date("jwst", spec.jwst.version) or day)
@@ -113,7 +113,7 @@ def check(spec: ImageSpec) -> Path:
     """The spec's lock, or a SpecError saying it is missing, made for other inputs, or edited
     by hand since it was resolved."""
     path = lock_path(spec)
-    fix = f"run: python build.py lock {spec.path}"
+    fix = f"run: {prog()} lock {spec.path}"
     if not path.is_file():
         raise SpecError(str(spec.path), "", f"has no lock file ({path}); builds install "
                         "only from a hash-locked environment.", fix)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import yaml
 
 from niriss_pipe.core import grammar
-from niriss_pipe.core.errors import UserError
+from niriss_pipe.core.errors import UserError, opt
 from niriss_pipe.spec import catalog
 from niriss_pipe.spec.model import SUITE_PYTHON
 from niriss_pipe.spec.pypi import has_linux_wheel
@@ -68,7 +68,7 @@ def for_pmap(pmap: str) -> Proposal:
         oldest = min(tested, key=lambda r: _serial(r.crds_context))
         raise UserError(f"{context} is older than every catalogued release's context (the "
                         f"oldest is jwst {oldest.tag} with {oldest.crds_context}).",
-                        "give --jwst explicitly, or a newer pmap.")
+                        f"give {opt('jwst')} explicitly, or a newer pmap.")
     release = max(fitting, key=lambda r: (_serial(r.crds_context),
                                           catalog.version_tuple(r.tag)))
     proposal = _with_python(release, context)
@@ -91,7 +91,7 @@ def for_jwst(tag: str, pmap: str | None = None) -> Proposal:
                         "jwst_releases.tsv), or write the spec by hand.")
     if not (pmap or release.crds_context):
         raise UserError(f"jwst {release.tag} has no regression-test context in the catalog "
-                        "(a release candidate).", "give --pmap as well.")
+                        "(a release candidate).", f"give {opt('pmap')} as well.")
     context = f"jwst_{_serial(pmap):04d}.pmap" if pmap else release.crds_context
     proposal = _with_python(release, context)
     if context != release.crds_context:

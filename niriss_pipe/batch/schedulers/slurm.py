@@ -16,7 +16,7 @@ from pathlib import Path
 from niriss_pipe.batch.outcome import Outcome
 from niriss_pipe.batch.plan import ARRAY_SCRIPT, Plan, save_plan
 from niriss_pipe.batch.scripts import array_script, array_spec
-from niriss_pipe.core.errors import UserError
+from niriss_pipe.core.errors import UserError, opt, prog
 from niriss_pipe.core.progress import Reporter, short_path
 
 # squeue states of a task that has not finished.
@@ -33,7 +33,7 @@ def require() -> None:
     if not available():
         raise UserError("SLURM's sbatch and squeue are not on PATH here.",
                         "run this on a SLURM login node (module load slurm, if your site uses "
-                        "modules), or run the batch on this machine with --local.")
+                        f"modules), or run the batch on this machine with {opt('local')}.")
 
 
 def max_array_size() -> int:
@@ -68,8 +68,10 @@ def submit(script: Path, array: str, cwd: Path, offset: int = 0) -> str:
     if proc.returncode != 0:
         message = (proc.stderr or proc.stdout).strip()
         raise UserError(f"sbatch refused the job array: {message}",
-                        "fix the SLURM option it names (--partition, --account, --qos, --time, "
-                        "--mem, --cpus, --sbatch), or ask your site which limits apply.")
+                        f"fix the SLURM option it names ({opt('partition')}, {opt('account')}, "
+                        f"{opt('qos')}, {opt('time')}, "
+                        f"{opt('mem')}, {opt('cpus')}, {opt('sbatch')}), or ask your site which "
+                        "limits apply.")
     return proc.stdout.strip().split(";")[0]
 
 
@@ -142,7 +144,7 @@ class SlurmScheduler:
             raise UserError(f"{err.what} Tasks {array_spec(submitted, None)} went to SLURM as "
                             f"job{'s' if len(jobs) > 1 else ''} {', '.join(jobs)}; the other "
                             f"{len(indices) - len(submitted)} did not.",
-                            f"{err.fix} Then submit the rest with: python build.py batch retry "
+                            f"{err.fix} Then submit the rest with: {prog()} batch retry "
                             f"{short_path(plan.folder)}") from None
         finally:  # what was submitted is recorded even when a later block is refused; the
             if jobs:  # rest stays 'never submitted', which batch retry submits
@@ -152,7 +154,7 @@ class SlurmScheduler:
         names = ", ".join(f"{job} (--array={array})" for job, array in zip(jobs, arrays))
         reporter.say(f"submitted SLURM job{'s' if len(jobs) > 1 else ''} {names}: "
                      f"{len(indices)} tasks, {plan.pipeline} in {plan.image} ({plan.runtime})")
-        reporter.say(f"  follow it: python build.py batch status {short_path(plan.folder)}   "
+        reporter.say(f"  follow it: {prog()} batch status {short_path(plan.folder)}   "
                      f"(or: batch wait)")
         return Outcome.SUBMITTED
 

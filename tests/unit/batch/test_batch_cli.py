@@ -95,7 +95,7 @@ class Submit:
         try:
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
                 try:
-                    code = cli.main(self.argv())
+                    code = cli.main(self.argv(), prog="python build.py")
                 except SystemExit as exc:  # argparse's own refusals
                     code = exc.code if isinstance(exc.code, int) else 2
         finally:
