@@ -8,7 +8,7 @@ SYNC_ARGS ?=
 BATCH_ARGS ?=
 CHECK_ARGS ?=
 
-.PHONY: help demo image images base sync cache test unit lint bench bench-sync bench-batch clean
+.PHONY: help demo image images base sync cache test unit unit-offline lint bench bench-sync bench-batch clean
 
 help:
 	@echo "make demo          build the default image, run detector1 on the bundled synthetic exposure"
@@ -18,7 +18,8 @@ help:
 	@echo "make sync SPEC=f   fill crds_cache/ with the spec's context and NIRISS references"
 	@echo "make cache         what crds_cache/ holds, per instrument and reference type"
 	@echo "make test          the whole test suite (builds real images; needs a Docker Engine)"
-	@echo "make unit          only the tests that need no engine"
+	@echo "make unit          only the tests that need no engine and no network (under a minute)"
+	@echo "make unit-offline  the unit tier in a network namespace with no network"
 	@echo "make lint          ruff, and import-linter: layers import only downward"
 	@echo "make bench         benchmarks, results in bench/results/ (ARGS for bench/run.py, SYNC_ARGS"
 	@echo "                   for bench/sync.py, BATCH_ARGS for bench/batch.py, CHECK_ARGS for"
@@ -56,6 +57,11 @@ test: $(VENV)/.installed
 
 unit: $(VENV)/.installed
 	$(PY) -m pytest tests/unit $(ARGS)
+
+# The unit tier needs no network and no engine: run it where there is none (a new network
+# namespace with only loopback up; needs root or user namespaces).
+unit-offline: $(VENV)/.installed
+	unshare -n sh -c 'ip link set lo up && $(PY) -m pytest tests/unit $(ARGS)'
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check niriss_pipe tests build.py bench

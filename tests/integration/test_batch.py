@@ -21,6 +21,8 @@ from astropy.io import fits
 
 from tests.helpers import cli, docker
 
+pytestmark = [pytest.mark.engine, pytest.mark.cluster]
+
 SYNTHETIC = "jwst_9999.pmap"
 GOOD = ("jw01001_nis_uncal.fits", "jw01002_nis_uncal.fits", "jw01003_nis_uncal.fits")
 BAD = "jw01004bad_nis_uncal.fits"

@@ -8,6 +8,8 @@ from niriss_pipe.build.network import find_ca_bundle, proxy_buildargs
 from niriss_pipe.core.errors import UserError
 from niriss_pipe.spec import catalog
 
+pytestmark = pytest.mark.network
+
 
 def test_newest_release_is_default_spec_jwst():
     newest = catalog.newest()

@@ -25,6 +25,8 @@ import pytest
 from tests.crds_server.server import closed_port_url
 from tests.helpers import docker
 
+pytestmark = pytest.mark.engine
+
 pytest_plugins = ["tests.crds_server.fixtures"]
 
 DATASET = "niriss_sub64_uncal.fits"

@@ -7,6 +7,8 @@ import pytest
 
 from tests.helpers import cli
 
+pytestmark = pytest.mark.engine
+
 
 @pytest.mark.parametrize("args", [
     ["inspect", "Niriss-Pipe:JWST"],            # upper case: the engine answers 400

@@ -23,6 +23,8 @@ from niriss_pipe.export.apptainer import sif_script
 from niriss_pipe.export.facts import ImageFacts, image_facts
 from tests.helpers import cli
 
+pytestmark = [pytest.mark.engine, pytest.mark.cluster]
+
 SYNTHETIC = "jwst_9999.pmap"
 NOBODY = "nobody"
 # What each runtime must show inside the container, one KEY=VALUE per line.

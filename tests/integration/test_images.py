@@ -10,12 +10,15 @@ import re
 import subprocess
 import tarfile
 
+import pytest
 import yaml
 
 from niriss_pipe.build.network import find_ca_bundle
 from niriss_pipe.render import names as render
 from niriss_pipe.spec import lock
 from tests.helpers import ROOT, SOURCE_DATE_EPOCH, cli, docker, write_spec
+
+pytestmark = pytest.mark.engine
 
 
 def test_build_reports_stages_quietly(default_build):

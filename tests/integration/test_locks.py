@@ -8,11 +8,14 @@ import shutil
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 import yaml
 
 from niriss_pipe.spec import lock
 from niriss_pipe.spec.load import load_spec
 from tests.helpers import ROOT, cli, docker, write_spec
+
+pytestmark = [pytest.mark.engine, pytest.mark.network]
 
 
 def upload_dates(name: str, version: str) -> list[str]:

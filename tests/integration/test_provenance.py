@@ -24,6 +24,8 @@ from niriss_pipe.spec import lock as locking
 from niriss_pipe.spec.load import load_spec
 from tests.helpers import ROOT, cli, write_spec
 
+pytestmark = pytest.mark.engine
+
 NS = "io.niriss-pipe"
 SITE = "/opt/env/lib/python3.11/site-packages"
 

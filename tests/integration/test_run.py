@@ -6,7 +6,11 @@ import json
 import os
 import re
 
+import pytest
+
 from tests.helpers import ROOT, cli, docker
+
+pytestmark = pytest.mark.engine
 
 SYNTHETIC = "jwst_9999.pmap"
 READ_PRODUCT = """

@@ -22,6 +22,8 @@ from niriss_pipe.crds.hostcache import has_context
 from niriss_pipe.crds.sync import MANIFEST
 from tests.helpers import ROOT, cli, docker, write_spec
 
+pytestmark = pytest.mark.engine
+
 pytest_plugins = ["tests.crds_server.fixtures"]
 LARGE_REFERENCE = "jwst_niriss_dark_0003.fits"  # what the slow_crds_server fixture pads
 

@@ -6,8 +6,12 @@ import re
 import shlex
 import shutil
 
+import pytest
+
 from niriss_pipe.spec import lock
 from tests.helpers import ROOT, cli
+
+pytestmark = [pytest.mark.engine, pytest.mark.network]
 
 NEEDS_OUTSIDE = ("sync", "docker")  # STScI's CRDS server and real data: see the README
 
