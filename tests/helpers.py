@@ -45,3 +45,12 @@ def write_spec(folder: Path, stem: str, data: dict, lock_of: str = "default") ->
     (folder / "locks" / f"{stem}.txt").write_bytes(
         (ROOT / "images" / "locks" / f"{lock_of}.txt").read_bytes())
     return path
+
+
+def remove_repository(repository: str) -> None:
+    """Remove every tag of a test repository, by tag: an image also tagged elsewhere (a build
+    stage shared with the default image, its layer cache) keeps its other tags; an image
+    left with none goes, with its untagged parents (nothing dangling stays)."""
+    tags = docker("images", "--format", "{{.Repository}}:{{.Tag}}", repository).stdout.split()
+    for tag in tags:
+        docker("rmi", tag, check=False)

@@ -102,7 +102,9 @@ def build(spec: ImageSpec, engine: Engine, options: BuildOptions) -> BuildResult
     tags = ", ".join(f"{spec.name}:{t}" for t in user_tags(spec))
     say(f"built {image_id[7:19]} in {took:.0f} s, tagged {tags}")
     result = BuildResult(image_id, user_tags(spec), ctag, True, took, output,
-                         stage_images=dict(outcome.stage_images))
+                         stage_images={name: image for name, image in
+                                       outcome.stage_images.items()
+                                       if name == ENVIRONMENT_STAGE})
     write_build_record(spec, engine, result, base, no_cache=options.no_cache)
     return result
 

@@ -71,9 +71,16 @@ def crds_environment(cache: Path, server: str):
                       CRDS_READONLY_CACHE="0")
     os.environ.pop("CRDS_CONTEXT", None)
     os.environ.setdefault("CRDS_CLIENT_TIMEOUT_SECONDS", "30")
+    # The client reads CRDS_SERVER_URL once, when first imported: tell it again, so a second
+    # sync in one process (a library user, the tests) asks the server it is given.
+    from crds.client import api
+
+    before = api.get_crds_server()
+    api.set_crds_server(server)
     try:
         yield
     finally:
+        api.set_crds_server(before)
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)

@@ -22,7 +22,7 @@ import yaml
 from niriss_pipe.build.builder import build
 from niriss_pipe.build.options import BuildOptions
 from niriss_pipe.build.records import find_records, records_dir
-from niriss_pipe.core.errors import VerificationError, prog
+from niriss_pipe.core.errors import UserError, VerificationError, prog
 from niriss_pipe.provenance.compare import (
     ManifestDiff,
     compare_environment,
@@ -151,17 +151,21 @@ def _selftest_product(engine, image: str, out: Path) -> Path:
 
 
 def _remove(engine, image_id: str) -> None:
-    """Remove a repro image: only our tags go when something else also points at it."""
-    image = engine.image_info(image_id)
-    if image is None:
-        return
-    foreign = [t for t in image.tags if not t.startswith(f"{REPOSITORY}:")]
-    if foreign:
-        for tag in image.tags:
-            if tag.startswith(f"{REPOSITORY}:"):
-                engine.untag(tag)
-    else:
-        engine.remove_image(image_id)
+    """Remove a repro image: only our tags go when something else also points at it. A
+    failure here is a warning: the comparison is done, and its verdict stands."""
+    try:
+        image = engine.image_info(image_id)
+        if image is None:
+            return
+        foreign = [t for t in image.tags if not t.startswith(f"{REPOSITORY}:")]
+        if foreign:
+            for tag in image.tags:
+                if tag.startswith(f"{REPOSITORY}:"):
+                    engine.untag(tag)
+        else:
+            engine.remove_image(image_id)
+    except UserError as err:
+        engine.reporter.warn(f"could not remove the repro image {image_id[7:19]}: {err.what}")
 
 
 def repro(spec_path: Path, engine, options: BuildOptions, keep: Path | None = None

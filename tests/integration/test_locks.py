@@ -13,7 +13,7 @@ import yaml
 
 from niriss_pipe.spec import lock
 from niriss_pipe.spec.load import load_spec
-from tests.helpers import ROOT, cli, docker, write_spec
+from tests.helpers import ROOT, cli, docker, remove_repository, write_spec
 
 pytestmark = [pytest.mark.engine, pytest.mark.network]
 
@@ -105,8 +105,7 @@ def test_tampered_lock_fails_the_build_with_no_tag(engine, tmp_path, default_bui
         assert proc.returncode == 1 and "DO NOT MATCH THE HASHES" in message.upper(), message
         assert [t for i in engine.client.images.list("niriss-pipe-tampered") for t in i.tags] == []
     finally:
-        for image in engine.client.images.list("niriss-pipe-tampered"):
-            engine.client.api.remove_image(image.id, force=True)
+        remove_repository("niriss-pipe-tampered")
 
 
 def test_build_refuses_a_stale_lock_before_building(tmp_path):

@@ -22,7 +22,7 @@ from niriss_pipe.render import names as render
 from niriss_pipe.runtime import contract
 from niriss_pipe.spec import lock as locking
 from niriss_pipe.spec.load import load_spec
-from tests.helpers import ROOT, cli, write_spec
+from tests.helpers import ROOT, cli, remove_repository, write_spec
 
 pytestmark = pytest.mark.engine
 
@@ -240,9 +240,7 @@ def test_build_record_of_the_session_build(engine, default_build, default_image,
             record.unlink()
         with suppress(OSError):  # other tests' records of niriss-pipe-test may remain
             (records / "niriss-pipe-test").rmdir()
-        for tag in engine.client.images.get(image_id).tags:
-            if tag.startswith("niriss-pipe-test:"):
-                engine.untag(tag)
+        remove_repository("niriss-pipe-test")  # and its build stage
 
 
 @pytest.mark.no_layer_cache

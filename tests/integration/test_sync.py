@@ -20,7 +20,7 @@ import yaml
 from niriss_pipe.crds.download import Manifest
 from niriss_pipe.crds.hostcache import has_context
 from niriss_pipe.crds.sync import MANIFEST
-from tests.helpers import ROOT, cli, docker, write_spec
+from tests.helpers import ROOT, cli, docker, remove_repository, write_spec
 
 pytestmark = pytest.mark.engine
 
@@ -232,8 +232,7 @@ def test_baked_image_runs_without_mount_and_pmap_change_rebuilds_one_layer(
         assert json.loads(json.dumps(engine.image_labels("niriss-pipe-baketest:jwst_0002")))[
             "io.niriss-pipe.crds.context"] == P2
     finally:
-        for image in engine.client.images.list("niriss-pipe-baketest"):
-            engine.client.api.remove_image(image.id, force=True)
+        remove_repository("niriss-pipe-baketest")
 
 
 def test_manifest_records_verified_files(server, tmp_path):
