@@ -15,7 +15,7 @@ import pytest
 
 from tests.helpers import ROOT, SOURCE_DATE_EPOCH
 
-pytestmark = pytest.mark.engine
+pytestmark = [pytest.mark.engine, pytest.mark.network]
 
 
 @pytest.fixture(scope="module")
@@ -23,9 +23,10 @@ def installed(tmp_path_factory) -> Path:
     """bin/ of a new venv holding only the wheel (its dependencies come from this
     interpreter's site-packages, by path: no .pth of the editable install is read)."""
     work = tmp_path_factory.mktemp("wheel")
-    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps",
-                            "--no-build-isolation", "-w", str(work / "dist"), str(ROOT)],
-                           capture_output=True, text=True, cwd=work)
+    # As pip install . builds it: in an isolated build environment (setuptools from PyPI).
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w",
+                            str(work / "dist"), str(ROOT)], capture_output=True, text=True,
+                           cwd=work)
     assert build.returncode == 0, build.stderr
     wheel = next((work / "dist").glob("niriss_pipe-*.whl"))
     venv = work / "venv"
