@@ -7,6 +7,8 @@ and variant are recorded in labels so the image says where it came from.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -15,6 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from niriss_pipe.build.normalize import iso
 from niriss_pipe.core.errors import UserError, prog
 from niriss_pipe.engine.client import Engine
 from niriss_pipe.runtime.contract import label
@@ -42,44 +45,82 @@ def resolve(engine: Engine, base: BaseSpec, *, make: bool = True) -> ResolvedBas
     return ResolvedBase(base.reference, image_id, engine.repo_digest(base.reference))
 
 
+DEBUERREOTYPE = ("debuerreotype-init", "debuerreotype-minimizing-config", "debuerreotype-tar")
+BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
 def make_debootstrap_base(engine: Engine, base: BaseSpec, reference: str | None = None) -> str:
-    """debootstrap ``base.suite`` into a temp dir and import it as ``reference``
-    (default ``base.reference``)."""
+    """Make ``base.suite`` from its mirror with Debian's debuerreotype (debootstrap with
+    SOURCE_DATE_EPOCH at the mirror's Release date, a minimized docker config, clamped file
+    times, shadow dates and machine-id reset, no logs, a name-sorted tar) and load it as
+    ``reference`` (default ``base.reference``) with a config of our own: the same suite,
+    mirror and archive state give the same base image id, on any engine and any day."""
     reference = reference or base.reference
-    if shutil.which("debootstrap") is None:
+    missing = [tool for tool in ("debootstrap", *DEBUERREOTYPE) if shutil.which(tool) is None]
+    if missing:
         raise UserError(
-            f"the base image {base.reference} is not present and debootstrap is not installed "
-            "to make it.",
-            "install it (Debian/Ubuntu: apt-get install debootstrap) and run again, or set "
-            "'base.image' in the spec to a registry image such as debian:"
+            f"the base image {base.reference} is not present, and {', '.join(missing)} "
+            "(which make it reproducibly from Debian's mirror) "
+            f"{'is' if len(missing) == 1 else 'are'} not installed.",
+            "install them (Debian/Ubuntu: apt-get install debootstrap debuerreotype) and run "
+            "again, or set 'base.image' in the spec to a registry image such as debian:"
             f"{base.suite}-slim@sha256:<digest> where a registry is reachable.")
     if os.geteuid() != 0:
         raise UserError(f"making the base image {base.reference} with debootstrap needs root.",
                         f"run 'sudo {prog()} base SPEC' once; later builds reuse it.")
     reporter = engine.reporter
-    reporter.say(f"making base {reference} with debootstrap ({base.suite}, "
+    reporter.say(f"making base {reference} with debuerreotype ({base.suite}, "
                  f"{base.variant}, {base.mirror})")
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="niriss-pipe-base-") as tmp:
-        root = Path(tmp) / "rootfs"
-        _run(reporter, ["debootstrap", f"--variant={base.variant}", base.suite, str(root),
-                        base.mirror], f"debootstrap of {base.suite} from {base.mirror}")
-        # A Debian base image convention: no apt caches, no policy-rc.d surprises.
-        shutil.rmtree(root / "var/cache/apt/archives", ignore_errors=True)
-        (root / "var/cache/apt/archives/partial").mkdir(parents=True, exist_ok=True)
-        tar_path = Path(tmp) / "rootfs.tar"
-        _run(reporter, ["tar", "-C", str(root), "--numeric-owner", "-cf", str(tar_path), "."],
-             "packing the root file system")
-        repository, tag = reference.rsplit(":", 1)
-        changes = [
-            f'LABEL {label("base.suite")}="{base.suite}"',
-            f'LABEL {label("base.mirror")}="{base.mirror}"',
-            f'LABEL {label("base.variant")}="{base.variant}"',
-            'CMD ["/bin/bash"]',
-        ]
-        image_id = engine.import_rootfs(str(tar_path), repository, tag, changes)
-    reporter.say(f"  base ready in {time.monotonic() - started:.0f} s: {image_id[:19]}")
+        root, archive = Path(tmp) / "rootfs", Path(tmp) / "archive"
+        init = ["debuerreotype-init", "--non-debian"]
+        if base.variant == "buildd":  # buildd: minbase plus build-essential
+            init += ["--include", "build-essential"]
+        _run(reporter, [*init, str(root), base.suite, base.mirror],
+             f"debootstrap of {base.suite} from {base.mirror}")
+        _run(reporter, ["debuerreotype-minimizing-config", str(root)], "minimizing the base")
+        epoch = int((root / "debuerreotype-epoch").read_text().strip())
+        archive.mkdir()
+        layer = archive / "layer.tar"
+        _run(reporter, ["debuerreotype-tar", str(root), str(layer)], "packing the base")
+        image_id = _load_base(engine, archive, layer, base, epoch, reference)
+    reporter.say(f"  base ready in {time.monotonic() - started:.0f} s: {image_id[:19]} "
+                 f"(Debian archive of {iso(epoch)})")
     return image_id
+
+
+def _load_base(engine: Engine, archive: Path, layer: Path, base: BaseSpec, epoch: int,
+               reference: str) -> str:
+    """A docker-archive of the one layer with a fixed config: its id is its content's."""
+    digest = hashlib.sha256()
+    with open(layer, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    diff_id = "sha256:" + digest.hexdigest()
+    (archive / diff_id[7:]).mkdir()
+    layer.rename(archive / diff_id[7:] / "layer.tar")
+    made = (f"debuerreotype-init --non-debian {base.suite} {base.mirror}; "
+            "debuerreotype-minimizing-config; debuerreotype-tar")
+    config = {
+        "architecture": "amd64", "os": "linux", "created": iso(epoch),
+        "config": {"Env": [f"PATH={BASE_PATH}"], "Cmd": ["/bin/bash"],
+                   "Labels": {label("base.suite"): base.suite, label("base.mirror"): base.mirror,
+                              label("base.variant"): base.variant,
+                              label("base.archive-date"): iso(epoch)}},
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+        "history": [{"created": iso(epoch), "created_by": made}],
+    }
+    data = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
+    image_id = "sha256:" + hashlib.sha256(data).hexdigest()
+    (archive / f"{image_id[7:]}.json").write_bytes(data)
+    (archive / "manifest.json").write_text(json.dumps(
+        [{"Config": f"{image_id[7:]}.json", "RepoTags": [reference],
+          "Layers": [f"{diff_id[7:]}/layer.tar"]}]))
+    loaded = engine.load_archive(archive)
+    repository, tag = reference.rsplit(":", 1)
+    engine.tag(loaded, repository, tag)
+    return loaded
 
 
 def _run(reporter, command: list[str], what: str) -> None:

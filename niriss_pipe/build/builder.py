@@ -13,10 +13,11 @@ from pathlib import Path
 from niriss_pipe.build.bake import BakedCache, bake_cache
 from niriss_pipe.build.base import resolve as resolve_base
 from niriss_pipe.build.network import find_ca_bundle, proxy_buildargs
+from niriss_pipe.build.normalize import normalize_image
 from niriss_pipe.build.options import BuildOptions, BuildResult
 from niriss_pipe.build.records import write_build_record
 from niriss_pipe.build.selftest import run_selftest
-from niriss_pipe.build.stamps import label_args, source_date_epoch
+from niriss_pipe.build.stamps import build_epoch, label_args
 from niriss_pipe.core.errors import EngineError
 from niriss_pipe.crds.hostcache import resolve_imap
 from niriss_pipe.engine.client import Engine
@@ -27,6 +28,8 @@ from niriss_pipe.spec import lock as locking
 from niriss_pipe.spec.model import ImageSpec
 
 ENVIRONMENT_STAGE = "environment"  # the build stage that makes the Python environment
+RUNTIME_STAGE = "runtime"  # the image up to its runtime: what a new pmap builds on
+CACHED_STAGES = (ENVIRONMENT_STAGE, RUNTIME_STAGE)
 
 
 def content_tag(context: BuildContext, base_id: str, epoch: str | None = None) -> str:
@@ -72,7 +75,7 @@ def build(spec: ImageSpec, engine: Engine, options: BuildOptions) -> BuildResult
     baked = bake_cache(spec, options, engine.reporter) if spec.references == "bake" else None
     context = prepare(spec, options, baked, lock)
     base = resolve_base(engine, spec.base)
-    epoch = source_date_epoch()
+    epoch = options.source_date_epoch or build_epoch(lock.read_text())
     ctag = content_tag(context, base.image_id, epoch)
     existing = engine.image_id(f"{spec.name}:{ctag}")
     if existing and not (options.force or options.no_cache):
@@ -85,15 +88,15 @@ def build(spec: ImageSpec, engine: Engine, options: BuildOptions) -> BuildResult
     say(f"building {spec.name}:{names.full_tag(spec)} from {spec.path} "
         f"(base {base.reference} {base.image_id[7:19]})")
     buildargs = {**proxy_buildargs(), **label_args(base.digest, epoch),
-                 "NIRISS_PIPE_LOCK_DIGEST": locking.digest(lock),
+                 "SOURCE_DATE_EPOCH": epoch, "NIRISS_PIPE_LOCK_DIGEST": locking.digest(lock),
                  **(baked.buildargs if baked else {})}
     try:
         outcome = engine.build(context, buildargs, no_cache=options.no_cache)
-    except EngineError as err:  # a completed environment stage stays as the next try's cache
+    except EngineError as err:  # completed build stages stay as the next try's cache
         _name_stages(engine, spec, getattr(err, "stage_images", {}))
         raise
     _name_stages(engine, spec, outcome.stage_images)
-    image_id = outcome.image_id
+    image_id = _normalized(engine, outcome.image_id, int(epoch))
     output = ""
     if options.selftest:
         output = run_selftest(engine, image_id, cleanup_on_failure=True)
@@ -104,7 +107,7 @@ def build(spec: ImageSpec, engine: Engine, options: BuildOptions) -> BuildResult
     result = BuildResult(image_id, user_tags(spec), ctag, True, took, output,
                          stage_images={name: image for name, image in
                                        outcome.stage_images.items()
-                                       if name == ENVIRONMENT_STAGE})
+                                       if name in CACHED_STAGES})
     write_build_record(spec, engine, result, base, no_cache=options.no_cache)
     return result
 
@@ -120,11 +123,25 @@ def _apply_tags(engine: Engine, image_id: str, repository: str, tags: list[str])
 
 
 def _name_stages(engine: Engine, spec: ImageSpec, stage_images: dict[str, str]) -> None:
-    """Tag the environment build stage's image ``NAME:environment-<id>``: it is no part of the
-    image (only its /opt/env is copied out), so untagged it would show as a dangling
-    ``<none>`` image; named, it is the layer cache of the next build and ``clean`` finds it."""
-    image_id = stage_images.get(ENVIRONMENT_STAGE)
-    if image_id:
-        _apply_tags(engine, image_id, spec.name, [f"{ENVIRONMENT_STAGE}-{image_id[7:19]}"])
+    """Tag the build stages ``NAME:environment-<id>`` and ``NAME:runtime-<id>``: they are the
+    layer cache of the next build (a new pmap rebuilds only what follows the runtime stage),
+    no part of the image the user runs (that is the rewritten one); untagged they would show
+    as dangling ``<none>`` images. ``clean`` removes them."""
+    for stage in CACHED_STAGES:
+        image_id = stage_images.get(stage)
+        if image_id:
+            _apply_tags(engine, image_id, spec.name, [f"{stage}-{image_id[7:19]}"])
+
+
+def _normalized(engine: Engine, built: str, epoch: int) -> str:
+    """The built image rewritten bit for bit from its content (build/normalize.py); the built
+    one is then removed (its stages before the last stay, tagged, as the cache)."""
+    clock = time.monotonic()
+    image_id = normalize_image(engine, built, epoch)
+    if image_id != built:
+        engine.remove_untagged(built)
+    engine.reporter.say(f"  {'normalize':<14} {time.monotonic() - clock:6.1f} s  "
+                        f"{image_id[7:19]} (the same inputs give this id on any engine)")
+    return image_id
 
 

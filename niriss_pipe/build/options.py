@@ -18,6 +18,8 @@ class BuildOptions:
     selftest: bool = True
     force: bool = False
     no_cache: bool = False  # rebuild every layer (implies force)
+    # The image's times; None: $SOURCE_DATE_EPOCH, else the day its lock was resolved as of.
+    source_date_epoch: str | None = None
 
 
 @dataclass

@@ -29,6 +29,21 @@ def source_date_epoch(environ=os.environ) -> str | None:
     return value
 
 
+def build_epoch(lock_text: str, environ=os.environ) -> str:
+    """The image's SOURCE_DATE_EPOCH: the variable when set, else midnight (UTC) of the day
+    its lock was resolved as of, so the same lock gives the same times in the image."""
+    given = source_date_epoch(environ)
+    if given is not None:
+        return given
+    match = re.search(r'"exclude_newer": "([0-9]{4}-[0-9]{2}-[0-9]{2})"', lock_text)
+    if match is None:
+        raise UserError("the lock records no resolution day (exclude_newer), so the image's "
+                        "times cannot be derived from it.",
+                        "lock the spec again, or set SOURCE_DATE_EPOCH.")
+    day = dt.datetime.strptime(match.group(1), "%Y-%m-%d").replace(tzinfo=dt.timezone.utc)
+    return str(int(day.timestamp()))
+
+
 def label_args(base_digest: str, epoch: str | None = None) -> dict[str, str]:
     """Build-time label values: creation time (SOURCE_DATE_EPOCH wins), git revision, base."""
     when = dt.datetime.fromtimestamp(int(epoch), dt.timezone.utc) if epoch \

@@ -20,12 +20,26 @@ def add_parsers(sub, parents) -> None:
     p.add_argument("--json", action="store_true", help="print it as JSON")
     p.set_defaults(handler=inspect)
 
-    p = sub.add_parser("verify", parents=[common],
+    p = sub.add_parser("verify", parents=[common, building],  # --rebuild builds
                        help="check an image against its lock, its labels and its self-test")
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("--no-selftest", action="store_true",
                    help="only the environment and reference checks")
+    p.add_argument("--rebuild", action="store_true",
+                   help="also rebuild its spec from its lock with no layer cache and check that "
+                   "the result is the same image, bit for bit")
+    p.add_argument("--spec", type=Path, metavar="SPEC",
+                   help="with --rebuild: the spec it was built from (default: images/ and the "
+                   "image's spec label)")
     p.set_defaults(handler=verify)
+
+    p = sub.add_parser("compare", parents=[common],
+                       help="two images: the same id, or which config fields, layers and files "
+                       "differ")
+    p.add_argument("first", metavar="IMAGE")
+    p.add_argument("second", metavar="IMAGE")
+    p.add_argument("--json", action="store_true", help="print the differences as JSON")
+    p.set_defaults(handler=compare)
 
     p = sub.add_parser("repro", parents=[common, building],
                        help="build a spec twice with no layer cache and compare the results")
@@ -33,6 +47,7 @@ def add_parsers(sub, parents) -> None:
     p.add_argument("--keep", type=Path, metavar="DIR",
                    help="work in DIR (spec copy, self-test products) and keep it")
     p.set_defaults(handler=repro)
+
 
 
 def inspect(args, reporter: Reporter) -> int:
@@ -46,11 +61,37 @@ def inspect(args, reporter: Reporter) -> int:
 
 
 def verify(args, reporter: Reporter) -> int:
+    from niriss_pipe.build.options import BuildOptions
     from niriss_pipe.engine.client import Engine
+    from niriss_pipe.provenance.rebuild import rebuild_image
     from niriss_pipe.provenance.verify import verify_image
 
-    verify_image(Engine(reporter), args.image, selftest=not args.no_selftest)
+    engine = Engine(reporter)
+    verify_image(engine, args.image, selftest=not args.no_selftest)
+    if args.rebuild:
+        options = BuildOptions(ca_bundle=args.ca_bundle, cache=args.cache,
+                               crds_server=crds_server(args.server))
+        rebuild_image(engine, args.image, options, args.spec)
     return 0
+
+
+def compare(args, reporter: Reporter) -> int:
+    from dataclasses import asdict
+
+    from niriss_pipe.engine.client import Engine
+    from niriss_pipe.provenance.imagediff import compare_images
+    from niriss_pipe.provenance.inspect import get_image
+
+    engine = Engine(reporter)
+    first, second = (get_image(engine, name).id for name in (args.first, args.second))
+    diff = compare_images(engine, first, second)
+    if args.json:
+        reporter.say(json.dumps({**asdict(diff), "same": diff.same}, indent=2))
+    else:
+        reporter.say(f"{args.first} and {args.second}:")
+        for line in diff.lines():
+            reporter.say(line)
+    return 0 if diff.same else 1
 
 
 def repro(args, reporter: Reporter) -> int:

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
+import tarfile
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 from niriss_pipe.core import grammar
 from niriss_pipe.core.errors import EngineError, UserError, prog
@@ -20,6 +23,9 @@ from niriss_pipe.engine.build import BuildStream
 from niriss_pipe.engine.values import BuildOutcome, ImageInfo, RunResult
 from niriss_pipe.render.context import BuildContext
 
+# The network of the build's RUN steps: the engine's default bridge unless set (``host``: for
+# engines whose bridge cannot reach the package index, e.g. one started with --bridge=none).
+BUILD_NETWORK_ENV = "NIRISS_PIPE_BUILD_NETWORK"
 ENGINE_FIX = ("check that the engine runs (docker info) and its log (/var/log/dockerd.log), "
               "and free disk space, then try again.")
 
@@ -218,22 +224,23 @@ class Engine:
         except (self.errors.APIError, *self.transport_errors):
             pass  # best effort: the build already failed and says why
 
+    @_guarded("load an image archive")
+    def load_archive(self, folder: Path) -> str:
+        """``docker load`` of a docker-archive laid out in ``folder``; return the image id."""
+        with tempfile.TemporaryFile() as tar:
+            with tarfile.open(fileobj=tar, mode="w") as out:
+                for path in sorted(folder.rglob("*")):
+                    out.add(path, arcname=str(path.relative_to(folder)), recursive=False)
+            tar.seek(0)
+            images = self.client.images.load(tar)
+        if not images:
+            raise EngineError("the engine loaded no image from the archive it was given.",
+                              ENGINE_FIX)
+        return images[0].id
+
     @_guarded("list images")
     def images_with_label(self, label: str) -> list[ImageInfo]:
         return [_info(image) for image in self.client.images.list(filters={"label": label})]
-
-    @_guarded("import {1}:{2}")
-    def import_rootfs(self, tar_path: str, repository: str, tag: str,
-                      changes: list[str]) -> str:
-        """``docker import`` a root file system tar as ``repository:tag``."""
-        with open(tar_path, "rb") as stream:
-            self.client.api.import_image(src=stream, repository=repository, tag=tag,
-                                         changes=changes)
-        image_id = self.image_id(f"{repository}:{tag}")
-        if image_id is None:
-            raise EngineError(f"importing the base image {repository}:{tag} failed.",
-                              "see the engine log (/var/log/dockerd.log) and run again.")
-        return image_id
 
     # -- build ----------------------------------------------------------------------------
     def build(self, context: BuildContext, buildargs: dict[str, str],
@@ -246,7 +253,8 @@ class Engine:
             tar.seek(0)
             stream = self.client.api.build(
                 fileobj=tar, custom_context=True, decode=True, rm=True, forcerm=True,
-                buildargs=buildargs, pull=False, nocache=no_cache)
+                buildargs=buildargs, pull=False, nocache=no_cache,
+                network_mode=os.environ.get(BUILD_NETWORK_ENV) or None)
             return BuildStream(self, context.dockerfile).follow(stream)
 
     # -- run --------------------------------------------------------------------------------

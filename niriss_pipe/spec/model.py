@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,10 +29,12 @@ class BaseSpec:
 
     @property
     def reference(self) -> str:
-        """The name the Dockerfile's FROM uses."""
+        """The name the Dockerfile's FROM uses: for a base made here, its suite, variant and
+        mirror (another mirror, a snapshot.debian.org date say, is another base)."""
         if self.image:
             return self.image
-        return f"niriss-pipe-base:{self.suite}-{self.variant}"
+        mirror = hashlib.sha256(self.mirror.encode()).hexdigest()[:8]
+        return f"niriss-pipe-base:{self.suite}-{self.variant}-{mirror}"
 
     @property
     def pinned(self) -> bool:

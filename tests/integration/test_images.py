@@ -52,7 +52,8 @@ def test_labels(engine, default_build):
     expected_created = dt.datetime.fromtimestamp(int(SOURCE_DATE_EPOCH), dt.timezone.utc)
     assert labels["org.opencontainers.image.created"] == \
         expected_created.isoformat().replace("+00:00", "Z")
-    assert labels["org.opencontainers.image.base.name"] == "niriss-pipe-base:bookworm-minbase"
+    assert labels["org.opencontainers.image.base.name"] == \
+        "niriss-pipe-base:bookworm-minbase-27f28161"
     assert labels["org.opencontainers.image.base.digest"] == base_id
     assert labels["org.opencontainers.image.version"] == "jwst_1584-jwst3.0.0-py3.11"
     assert len(labels["org.opencontainers.image.revision"]) in (0, 40)
@@ -179,7 +180,7 @@ def test_pmap_only_change_rebuilds_only_last_stage(engine, tmp_path, default_bui
 def test_render_command_prints_the_built_dockerfile(default_build):
     proc = cli("render", "images/default.yaml")
     assert proc.stdout.startswith("# Rendered by niriss-pipe")
-    assert "FROM niriss-pipe-base:bookworm-minbase" in proc.stdout
+    assert "FROM niriss-pipe-base:bookworm-minbase-27f28161" in proc.stdout
 
 
 def _regular_files(tar: tarfile.TarFile):

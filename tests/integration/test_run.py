@@ -97,6 +97,6 @@ def test_clean_dry_run_lists_only_what_the_tool_made(tmp_path, default_build, sy
     lines = proc.stdout.splitlines()
     assert any(line.startswith("would remove image") and "niriss-pipe:jwst_1584" in line
                for line in lines)
-    assert any("niriss-pipe-base:bookworm-minbase" in line for line in lines)
+    assert any("niriss-pipe-base:bookworm-minbase-27f28161" in line for line in lines)
     assert any(line.endswith("jwst_9999.pmap") for line in lines)
     assert (synthetic_cache / "mappings/jwst/jwst_9999.pmap").is_file()  # dry run: kept

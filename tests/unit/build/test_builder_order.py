@@ -128,3 +128,14 @@ def test_bad_source_date_epoch_is_a_user_error(monkeypatch, value):
 ])
 def test_source_label_holds_no_host_path_or_credential(remote, label):
     assert stamps.public_source(remote) == label
+
+
+def test_the_image_s_times_come_from_the_lock_s_day_unless_set(monkeypatch):
+    text = (ROOT / "images" / "locks" / "default.txt").read_text()
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    assert stamps.build_epoch(text) == "1784073600"  # 2026-07-15T00:00:00Z, its exclude_newer
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    assert stamps.build_epoch(text) == "1700000000"
+    monkeypatch.delenv("SOURCE_DATE_EPOCH")
+    with pytest.raises(UserError, match="records no resolution day"):
+        stamps.build_epoch("# a lock without inputs\n")

@@ -12,6 +12,7 @@ import numpy as np
 from niriss_pipe.build import bake, records
 from niriss_pipe.build.options import BuildOptions
 from niriss_pipe.provenance import compare
+from niriss_pipe.provenance.imagediff import ImageDiff, LayerDiff
 from niriss_pipe.provenance.probe import probe_source, read_answer
 from niriss_pipe.provenance.repro import ReproReport, compare_products
 from niriss_pipe.render.context import DiskFile
@@ -172,15 +173,27 @@ def test_products_compare_bit_for_bit(tmp_path):
 
 
 def test_repro_report_lists_differences():
-    report = ReproReport(image_ids=["sha256:1", "sha256:2"], packages=3,
-                         env=compare.compare_manifests({"x": "1", "y": "2"},
-                                                          {"x": "1", "y": "3"}),
+    first, second = "sha256:" + "1" * 64, "sha256:" + "2" * 64
+    layer = LayerDiff(4, "sha256:" + "a" * 64, "sha256:" + "b" * 64, "COPY dir:x in /opt/env",
+                      ["opt/env/y: content aaaaaaaaaaaa vs bbbbbbbbbbbb"], 1)
+    report = ReproReport(image_ids=[first, second],
+                         image=ImageDiff(first, second, ["config.Labels.x"], [layer]),
                          arrays={"SCI": "identical", "ERR": "identical", "DQ": "1 of 4 pixels "
                                  "differ"})
     assert not report.ok
     problems = report.problems()
-    assert problems[0] == "1 of 2 files in /opt/env differ: y (differs)"
+    assert problems[0] == ("the images differ (111111111111 and 222222222222): config fields "
+                           "config.Labels.x; layer 5 (1 files)")
     assert "DQ (1 of 4 pixels differ)" in problems[1]
+    lines = "\n".join(report.lines())
+    assert "layer 5" in lines and "opt/env/y: content" in lines
+
+
+def test_repro_report_of_the_same_image_is_ok():
+    same = "sha256:" + "3" * 64
+    report = ReproReport(image_ids=[same, same], image=ImageDiff(same, same),
+                         arrays={"SCI": "identical", "ERR": "identical", "DQ": "identical"})
+    assert report.ok and report.lines()[0] == f"  image          identical ({same})"
 
 
 def test_build_records_keep_older_ones(tmp_path):

@@ -103,7 +103,8 @@ def test_labels_sorted_and_namespaced():
     assert table["io.niriss-pipe.crds.niriss-imap"] == "jwst_niriss_0123.imap"
     assert table["io.niriss-pipe.jwst.version"] == "3.0.0"
     assert table["org.opencontainers.image.version"] == "jwst_1584-jwst3.0.0-py3.11"
-    assert table["org.opencontainers.image.base.name"] == "niriss-pipe-base:bookworm-minbase"
+    assert table["org.opencontainers.image.base.name"] == \
+        "niriss-pipe-base:bookworm-minbase-27f28161"
     git_labels = dict(names.labels(spec("jwst_0579"), None))
     assert git_labels["io.niriss-pipe.jwst.ref"] == "0.14.2"
     assert "io.niriss-pipe.jwst.version" not in git_labels

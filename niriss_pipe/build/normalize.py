@@ -1,0 +1,151 @@
+"""Bit-identical images: the built image rewritten so that its id depends on its content only.
+
+The classic builder stamps each layer with the build's clock (file times in the layer tars) and
+the config with the build's containers (ids, host names, times, the builder's version). Here the
+image is saved, every layer tar rewritten (entries kept in their order, modification times
+clamped to SOURCE_DATE_EPOCH, no user or group names, no access or change times) and the config
+rewritten (creation and history times at SOURCE_DATE_EPOCH; no container, container_config,
+docker_version or parent image), and the result loaded: the same inputs give the same image id
+on any engine. A rewritten layer is a pure function of the original layer and the epoch, so its
+digest is remembered and a layer the engine already holds is neither rewritten nor sent again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import BinaryIO
+
+from niriss_pipe.core.atomic import write_text
+from niriss_pipe.core.errors import EngineError, UserError
+
+CHUNK = 1 << 20
+MAP_ENV = "NIRISS_PIPE_LAYER_MAP"  # where rewritten layers' digests are remembered
+DROPPED = ("container", "container_config", "docker_version")
+
+
+def iso(epoch: int) -> str:
+    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def rewrite_layer(src: BinaryIO, dst: BinaryIO, epoch: int) -> str:
+    """Copy a layer tar from ``src`` to ``dst`` with its clock removed; return its
+    ``sha256:`` digest (the layer's diff id). Entry order, modes, numeric owners, link
+    targets and extended attributes (security.capability...) are kept: they are content."""
+    digest = hashlib.sha256()
+
+    class Hashing:  # the digest of exactly what is written
+        def write(self, data: bytes) -> int:
+            digest.update(data)
+            return dst.write(data)
+
+    with tarfile.open(fileobj=src, mode="r|") as tin, \
+            tarfile.open(fileobj=Hashing(), mode="w|", format=tarfile.PAX_FORMAT) as tout:
+        for member in tin:
+            member.mtime = min(int(member.mtime), epoch)
+            member.uname = member.gname = ""
+            member.pax_headers = {key: value for key, value in member.pax_headers.items()
+                                  if key.startswith("SCHILY.xattr.")}
+            tout.addfile(member, tin.extractfile(member) if member.isreg() else None)
+    return "sha256:" + digest.hexdigest()
+
+
+def rewrite_config(config: dict, diff_ids: list[str], epoch: int) -> bytes:
+    """The image config with the build's clock and containers removed, canonical JSON: its
+    sha256 is the image id."""
+    clean = {key: value for key, value in config.items() if key not in DROPPED}
+    clean["created"] = iso(epoch)
+    clean["rootfs"] = {"type": "layers", "diff_ids": diff_ids}
+    clean["history"] = [{**entry, "created": iso(epoch)} for entry in config.get("history", [])]
+    run = dict(clean.get("config") or {})
+    run.pop("Image", None)  # the builder's parent image id: an intermediate, never the same
+    run["Hostname"] = ""
+    clean["config"] = run
+    return json.dumps(clean, sort_keys=True, separators=(",", ":")).encode()
+
+
+class LayerMap:
+    """``{original diff id @ epoch: rewritten diff id}``, remembered across builds (a pure
+    function, valid on any engine: whether an engine holds the layer is what load finds)."""
+
+    def __init__(self, path: Path | None = None):
+        default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        self.path = path or Path(os.environ.get(MAP_ENV) or default / "niriss-pipe" /
+                                 "layers.json")
+        try:
+            self.entries: dict[str, str] = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            self.entries = {}
+
+    def get(self, diff_id: str, epoch: int) -> str | None:
+        return self.entries.get(f"{diff_id}@{epoch}")
+
+    def put(self, diff_id: str, epoch: int, new: str) -> None:
+        self.entries[f"{diff_id}@{epoch}"] = new
+
+    def save(self) -> None:
+        try:
+            write_text(self.path, json.dumps(self.entries, indent=1, sort_keys=True) + "\n")
+        except OSError:  # a cache: without it the next build only rewrites more
+            pass
+
+
+def normalize_image(engine, image_id: str, epoch: int, layer_map: LayerMap | None = None
+                    ) -> str:
+    """Load the rewritten image of ``image_id``; return its id. Layers whose rewrite is known
+    are left out of the archive when the engine already holds them."""
+    layer_map = layer_map or LayerMap()
+    with tempfile.TemporaryDirectory(prefix="niriss-pipe-normalize-") as tmp:
+        saved = Path(tmp) / "saved.tar"
+        with open(saved, "wb") as out:
+            for chunk in engine.save_image(image_id, "", CHUNK):
+                out.write(chunk)
+        with tarfile.open(saved) as archive:
+            manifest = json.load(archive.extractfile("manifest.json"))[0]
+            config = json.load(archive.extractfile(manifest["Config"]))
+            originals = config["rootfs"]["diff_ids"]
+            known = [layer_map.get(diff, epoch) for diff in originals]
+            try:
+                return _load(engine, archive, manifest, config, known, epoch, layer_map, tmp)
+            except UserError:  # a failed load: the engine's words, as an error paragraph
+                if not any(known):
+                    raise
+                # The engine lacks a layer we did not send (another engine, or removed):
+                # send every layer.
+                return _load(engine, archive, manifest, config, [None] * len(known), epoch,
+                             layer_map, tmp)
+
+
+def _load(engine, archive, manifest, config, known, epoch, layer_map, tmp) -> str:
+    out_dir = Path(tmp) / "normalized"
+    shutil.rmtree(out_dir, ignore_errors=True)
+    out_dir.mkdir()
+    diff_ids, files = [], []
+    for index, (member_name, new) in enumerate(zip(manifest["Layers"], known)):
+        if new is None:
+            part = out_dir / f"layer-{index}.tar"
+            with archive.extractfile(member_name) as src, open(part, "wb") as dst:
+                new = rewrite_layer(src, dst, epoch)
+            layer_map.put(config["rootfs"]["diff_ids"][index], epoch, new)
+            final = out_dir / new.split(":", 1)[1] / "layer.tar"
+            final.parent.mkdir(exist_ok=True)
+            part.rename(final)
+        diff_ids.append(new)
+        files.append(f"{new.split(':', 1)[1]}/layer.tar")
+    layer_map.save()
+    config_bytes = rewrite_config(config, diff_ids, epoch)
+    image_id = "sha256:" + hashlib.sha256(config_bytes).hexdigest()
+    (out_dir / f"{image_id[7:]}.json").write_bytes(config_bytes)
+    (out_dir / "manifest.json").write_text(json.dumps(
+        [{"Config": f"{image_id[7:]}.json", "RepoTags": None, "Layers": files}]))
+    loaded = engine.load_archive(out_dir)
+    if loaded != image_id:
+        raise EngineError(f"the engine loaded the rewritten image as {loaded}, not {image_id}.",
+                          "report this: the engine changed the config it was given.")
+    return image_id

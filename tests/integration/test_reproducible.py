@@ -1,0 +1,142 @@
+"""Bit-identical images for real: the same spec and lock give the same image id on another
+engine (its own data root and socket, started here, with its base made again from Debian's
+mirror), through ``verify --rebuild``; and a one-line change in the lock gives another image,
+whose differing layer and files ``compare`` names.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import time
+
+import pytest
+import yaml
+
+from niriss_pipe.spec import lock
+from tests.helpers import ROOT, cli, remove_repository, write_spec
+
+pytestmark = [pytest.mark.engine, pytest.mark.no_layer_cache]
+
+# six 1.16.0's wheel on PyPI (py2.py3-none-any): a real, older release python-dateutil accepts.
+SIX_1_16_0 = ("six==1.16.0 \\\n    --hash=sha256:"
+              "8abb2f1d86890a2dfb989f9a77cfcfd3e47c2a354b01111771326f8aa26e0254\n")
+
+
+@pytest.fixture(scope="module")
+def second_engine(tmp_path_factory):
+    """Another dockerd: its own data root, exec root and socket, no bridge (its builds use the
+    host's network), stopped and removed at the end."""
+    root = tmp_path_factory.mktemp("engine2")
+    socket = root / "docker.sock"
+    log = open(root / "dockerd.log", "w")
+    daemon = subprocess.Popen(
+        ["dockerd", "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
+         "--pidfile", str(root / "docker.pid"), "--host", f"unix://{socket}",
+         "--bridge", "none", "--iptables=false", "--ip6tables=false"],
+        stdout=log, stderr=subprocess.STDOUT)
+    host = f"unix://{socket}"
+    for _ in range(60):
+        if subprocess.run(["docker", "-H", host, "info"], capture_output=True).returncode == 0:
+            break
+        time.sleep(1)
+    else:
+        daemon.terminate()
+        raise AssertionError("the second dockerd did not start: "
+                             + (root / "dockerd.log").read_text()[-2000:])
+    try:
+        yield host
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=60)
+        log.close()
+        subprocess.run(["rm", "-rf", str(root / "data"), str(root / "exec")], check=False)
+
+
+def test_another_engine_rebuilds_the_default_image_bit_for_bit(second_engine, default_image,
+                                                              engine):
+    """The session's image, loaded into an empty engine that has never built anything, is
+    rebuilt there from its spec and lock with no layer cache (its debootstrap base made
+    anew): the same image id."""
+    image_id = engine.image_id(default_image)
+    env = {**os.environ, "DOCKER_HOST": second_engine}
+    save = subprocess.Popen(["docker", "save", default_image], stdout=subprocess.PIPE)
+    load = subprocess.run(["docker", "-H", second_engine, "load"], stdin=save.stdout,
+                          capture_output=True, text=True)
+    assert save.wait() == 0 and load.returncode == 0, load.stderr
+    images = subprocess.run(["docker", "-H", second_engine, "images", "-q"],
+                            capture_output=True, text=True).stdout.split()
+    assert len(set(images)) == 1  # only the image under test: no base, no cache there
+    proc = cli("verify", default_image, "--rebuild", "--no-selftest",
+               env={"DOCKER_HOST": second_engine, "NIRISS_PIPE_BUILD_NETWORK": "host"},
+               check=False)
+    out = proc.stdout
+    assert proc.returncode == 0, out + proc.stderr
+    assert "making base" in out and "debuerreotype" in out  # the base was made there, anew
+    assert f"rebuilt bit for bit ({image_id})" in out
+    assert f"  image          identical ({image_id})" in out
+    rebuilt = [line for line in subprocess.run(
+        ["docker", "-H", second_engine, "images", "--format", "{{.Repository}}"],
+        capture_output=True, text=True, env=env).stdout.split() if "rebuild" in line]
+    assert rebuilt == []  # the rebuild's tags are gone
+
+
+def test_a_one_line_change_in_the_lock_is_another_image_and_compare_names_it(
+        tmp_path, default_image, engine):
+    spec = yaml.safe_load((ROOT / "images" / "default.yaml").read_text())
+    spec["name"] = "niriss-pipe-onechange"
+    path = write_spec(tmp_path, "onechange", spec)
+    locked = tmp_path / "locks" / "onechange.txt"
+    header, body, _ = lock.split_lock(locked.read_text())
+    block = re.search(r"^six==1\.17\.0 \\\n(?:\s+--hash=sha256:[0-9a-f]{64}(?: \\)?\n)+", body,
+                      re.MULTILINE).group(0)
+    body = body.replace(block, SIX_1_16_0)  # the one pin: as a resolver would write it
+    header = re.sub(r"# body: sha256:[0-9a-f]{64}", f"# body: sha256:{lock.body_digest(body)}",
+                    header)
+    locked.write_text(header + body)
+    try:
+        built = cli("build", "--no-selftest", str(path))
+        assert "normalize" in built.stdout
+        other = engine.image_id("niriss-pipe-onechange:jwst_1584")
+        assert other and other != engine.image_id(default_image)
+        proc = cli("compare", default_image, "niriss-pipe-onechange:jwst_1584", check=False)
+        out = proc.stdout
+        assert proc.returncode == 1, out + proc.stderr
+        assert "image          DIFFER" in out
+        assert "io.niriss-pipe.lock.digest" in out  # the label naming the lock
+        assert re.search(r"six-1\.17\.0\.dist-info/\S+: only in the first", out), out
+        assert re.search(r"six-1\.16\.0\.dist-info/\S+: only in the second", out), out
+        assert "opt/niriss-pipe/requirements.lock: size" in out
+        as_json = json.loads(cli("compare", "--json", default_image,
+                                 "niriss-pipe-onechange:jwst_1584", check=False).stdout)
+        assert not as_json["same"] and len(as_json["layers"]) == 2, as_json["layers"]
+        # the same image compared with itself
+        same = cli("compare", default_image, default_image)
+        assert "identical" in same.stdout
+    finally:
+        remove_repository("niriss-pipe-onechange")
+
+
+def test_pmap_only_rebuild_and_noop_keep_their_speed_path(engine, default_image, tmp_path):
+    """A new pmap rebuilds only the context stage on the cached runtime stage (no environment
+    layer rebuilt or rewritten), and its image differs from the default in its config only."""
+    spec = yaml.safe_load((ROOT / "images" / "default.yaml").read_text())
+    spec["name"] = "niriss-pipe-pmaponly"
+    spec["crds"]["context"] = "jwst_1586.pmap"
+    path = write_spec(tmp_path, "pmaponly", spec)
+    try:
+        proc = cli("build", "--no-selftest", str(path))
+        stages = {line.split()[0]: line for line in proc.stdout.splitlines()
+                  if line.startswith("  ")}
+        for stage in ("os-packages", "python-env", "jwst", "image", "runtime"):
+            assert stages[stage].split()[1] == "cached", proc.stdout
+        diff = json.loads(cli("compare", "--json", default_image,
+                              "niriss-pipe-pmaponly:jwst_1586", check=False).stdout)
+        assert diff["layers"] == [], diff["layers"]  # every layer is the default's
+        assert any("CRDS_CONTEXT" in field or "Env" in field for field in diff["config"])
+        again = cli("build", str(path))
+        assert "is up to date" in again.stdout
+    finally:
+        remove_repository("niriss-pipe-pmaponly")
