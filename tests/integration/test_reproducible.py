@@ -25,34 +25,44 @@ SIX_1_16_0 = ("six==1.16.0 \\\n    --hash=sha256:"
               "8abb2f1d86890a2dfb989f9a77cfcfd3e47c2a354b01111771326f8aa26e0254\n")
 
 
+BRIDGE, BRIDGE_NET = "np-docker1", "172.31.254.1/24"  # the second engine's own bridge
+
+
 @pytest.fixture(scope="module")
 def second_engine(tmp_path_factory):
-    """Another dockerd: its own data root, exec root and socket, no bridge (its builds use the
-    host's network), stopped and removed at the end."""
+    """Another dockerd: its own data root, exec root, socket and bridge (an engine started
+    with --bridge=none deletes the host's docker0, the first engine's), no iptables rules;
+    its builds use the host's network. Stopped and removed at the end."""
     root = tmp_path_factory.mktemp("engine2")
     socket = root / "docker.sock"
+    subprocess.run(["ip", "link", "add", BRIDGE, "type", "bridge"], check=True)
+    subprocess.run(["ip", "addr", "add", BRIDGE_NET, "dev", BRIDGE], check=True)
+    subprocess.run(["ip", "link", "set", BRIDGE, "up"], check=True)
     log = open(root / "dockerd.log", "w")
     daemon = subprocess.Popen(
         ["dockerd", "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
          "--pidfile", str(root / "docker.pid"), "--host", f"unix://{socket}",
-         "--bridge", "none", "--iptables=false", "--ip6tables=false"],
+         "--bridge", BRIDGE, "--iptables=false", "--ip6tables=false"],
         stdout=log, stderr=subprocess.STDOUT)
     host = f"unix://{socket}"
-    for _ in range(60):
-        if subprocess.run(["docker", "-H", host, "info"], capture_output=True).returncode == 0:
-            break
-        time.sleep(1)
-    else:
-        daemon.terminate()
-        raise AssertionError("the second dockerd did not start: "
-                             + (root / "dockerd.log").read_text()[-2000:])
     try:
+        for _ in range(60):
+            if subprocess.run(["docker", "-H", host, "info"],
+                              capture_output=True).returncode == 0:
+                break
+            time.sleep(1)
+        else:
+            raise AssertionError("the second dockerd did not start: "
+                                 + (root / "dockerd.log").read_text()[-2000:])
         yield host
     finally:
         daemon.terminate()
         daemon.wait(timeout=60)
         log.close()
+        subprocess.run(["ip", "link", "delete", BRIDGE], check=False)
         subprocess.run(["rm", "-rf", str(root / "data"), str(root / "exec")], check=False)
+        assert subprocess.run(["ip", "link", "show", "docker0"],
+                              capture_output=True).returncode == 0, "docker0 is gone"
 
 
 def test_another_engine_rebuilds_the_default_image_bit_for_bit(second_engine, default_image,
