@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -60,18 +61,24 @@ def second_engine(tmp_path_factory):
         daemon.wait(timeout=60)
         log.close()
         subprocess.run(["ip", "link", "delete", BRIDGE], check=False)
+        for line in Path("/proc/mounts").read_text().splitlines():  # its netns, overlays
+            mount = line.split()[1]
+            if mount.startswith(str(root)):
+                subprocess.run(["umount", "-l", mount], check=False)
         subprocess.run(["rm", "-rf", str(root / "data"), str(root / "exec")], check=False)
         assert subprocess.run(["ip", "link", "show", "docker0"],
                               capture_output=True).returncode == 0, "docker0 is gone"
 
 
-def test_another_engine_rebuilds_the_default_image_bit_for_bit(second_engine, default_image,
+def test_another_engine_rebuilds_the_default_image_bit_for_bit(second_engine, default_image_id,
                                                               engine):
     """The session's image, loaded into an empty engine that has never built anything, is
     rebuilt there from its spec and lock with no layer cache (its debootstrap base made
     anew): the same image id."""
-    image_id = engine.image_id(default_image)
+    image_id = engine.image_id(default_image_id)  # the full id
+    default_image = "niriss-pipe-under-test:jwst_1584"  # a tag of ours: the image by id
     env = {**os.environ, "DOCKER_HOST": second_engine}
+    subprocess.run(["docker", "tag", image_id, default_image], check=True)
     save = subprocess.Popen(["docker", "save", default_image], stdout=subprocess.PIPE)
     load = subprocess.run(["docker", "-H", second_engine, "load"], stdin=save.stdout,
                           capture_output=True, text=True)
@@ -91,10 +98,12 @@ def test_another_engine_rebuilds_the_default_image_bit_for_bit(second_engine, de
         ["docker", "-H", second_engine, "images", "--format", "{{.Repository}}"],
         capture_output=True, text=True, env=env).stdout.split() if "rebuild" in line]
     assert rebuilt == []  # the rebuild's tags are gone
+    subprocess.run(["docker", "rmi", default_image], check=False)
 
 
 def test_a_one_line_change_in_the_lock_is_another_image_and_compare_names_it(
-        tmp_path, default_image, engine):
+        tmp_path, default_image_id, engine):
+    default_image = engine.image_id(default_image_id)
     spec = yaml.safe_load((ROOT / "images" / "default.yaml").read_text())
     spec["name"] = "niriss-pipe-onechange"
     path = write_spec(tmp_path, "onechange", spec)
@@ -110,7 +119,7 @@ def test_a_one_line_change_in_the_lock_is_another_image_and_compare_names_it(
         built = cli("build", "--no-selftest", str(path))
         assert "normalize" in built.stdout
         other = engine.image_id("niriss-pipe-onechange:jwst_1584")
-        assert other and other != engine.image_id(default_image)
+        assert other and other != default_image_id
         proc = cli("compare", default_image, "niriss-pipe-onechange:jwst_1584", check=False)
         out = proc.stdout
         assert proc.returncode == 1, out + proc.stderr
@@ -129,7 +138,8 @@ def test_a_one_line_change_in_the_lock_is_another_image_and_compare_names_it(
         remove_repository("niriss-pipe-onechange")
 
 
-def test_pmap_only_rebuild_and_noop_keep_their_speed_path(engine, default_image, tmp_path):
+def test_pmap_only_rebuild_and_noop_keep_their_speed_path(engine, default_image_id, tmp_path):
+    default_image = engine.image_id(default_image_id)
     """A new pmap rebuilds only the context stage on the cached runtime stage (no environment
     layer rebuilt or rewritten), and its image differs from the default in its config only."""
     spec = yaml.safe_load((ROOT / "images" / "default.yaml").read_text())
