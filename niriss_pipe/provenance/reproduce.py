@@ -64,7 +64,7 @@ def matches(labels: dict, cal_ver: str) -> bool:
 
 def pick_image(images, product: Product):
     """The local image for ``product``: its jwst, preferring its context, then the
-    ``niriss-pipe`` repository, then the newest; None when none has that jwst."""
+    ``niriss-pipe`` repository, then the newest build; None when none has that jwst."""
     fitting = [i for i in images if matches(i.labels, product.cal_ver)]
     if not fitting:
         return None
@@ -73,7 +73,7 @@ def pick_image(images, product: Product):
         labels = image.labels
         return (labels.get(contract.label("crds.context")) == product.crds_ctx,
                 any(t.startswith("niriss-pipe:") for t in image.tags),
-                labels.get("org.opencontainers.image.created") or "", image.id)
+                image.created, image.id)
 
     return max(fitting, key=rank)
 
@@ -99,8 +99,9 @@ def choose_image(engine, request: ReproduceRequest, product: Product):
                         f"make one: {prog()} new --from {request.product} -o images/{stem}.yaml; "
                         f"{prog()} lock images/{stem}.yaml; {prog()} build images/{stem}.yaml "
                         f"(or give {opt('image')}).")
-    return next((t for t in sorted(info.tags) if t.startswith("niriss-pipe:")),
-                sorted(info.tags)[0] if info.tags else info.id), info
+    tags = sorted(info.tags, key=lambda t: (":content-" in t, not t.startswith("niriss-pipe:"),
+                                            len(t), t))
+    return (tags[0] if tags else info.id), info
 
 
 def check_cache(request: ReproduceRequest, product: Product) -> None:

@@ -2,8 +2,8 @@
 
 Inside the image (``build.py reproduce`` starts it): the product's ``S_*`` keywords, read
 through the installed datamodels, say which steps ran; each pipeline that made the product
-runs with ``strun`` on the input, with the steps the product records as skipped skipped (and
-those it records as run, run, where this jwst would skip them); then ``runtime.difference``
+runs with ``strun`` on the input, with the steps the product records as skipped skipped and
+those it records as complete run; then ``runtime.difference``
 compares the new product with the given one and draws it. The answer is one line on stdout,
 ``MARK`` and JSON; exit 2 when the product cannot be reproduced this way.
 """
@@ -67,8 +67,8 @@ def pipelines(suffix, exp_type):
 
 
 def step_args(alias, steps):
-    """``--steps.NAME.skip=...`` for each step of pipeline ``alias`` whose recorded status
-    differs from what this jwst does by default (skipped steps skipped, run ones run)."""
+    """``--steps.NAME.skip=...`` for each step of pipeline ``alias`` the product records:
+    skipped steps skipped, the others run; steps it does not record keep their default."""
     import logging
 
     import jwst.pipeline
@@ -85,7 +85,7 @@ def step_args(alias, steps):
         default_skip = bool(getattr(getattr(pipeline, name), "skip", False))
         if status == "SKIPPED":
             args.append(f"--steps.{name}.skip=true")
-        elif status == "COMPLETE" and default_skip:
+        elif status == "COMPLETE":  # explicit: a parameter reference could turn it off
             args.append(f"--steps.{name}.skip=false")
         plan.append({"step": name, "recorded": status, "default_skip": default_skip})
     return args, plan

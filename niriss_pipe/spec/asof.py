@@ -87,11 +87,12 @@ def first_installable(requirement: Requirement, python: str,
     on ``python``; None when the index has none."""
     best: tuple[str, str] | None = None
     here = python if python.count(".") >= 2 else f"{python}.0"
+    pre = bool(requirement.specifier.prereleases)  # only when the requirement names one
     for item in files:
         if item.get("yanked") or not item.get("upload-time"):
             continue
         version = installs_here(item["filename"], python)
-        if version is None or not requirement.specifier.contains(version):
+        if version is None or not requirement.specifier.contains(version, prereleases=pre):
             continue
         needs = item.get("requires-python")
         try:
@@ -106,9 +107,11 @@ def first_installable(requirement: Requirement, python: str,
 
 
 def needs(requirements: tuple[str, ...], python: str, after: dt.date,
-          files_of=project_files) -> tuple[list[Need], list[str]]:
+          files_of=None) -> tuple[list[Need], list[str]]:
     """The requirements first installable after ``after`` (what moves the day), and those
-    the index could not answer for (they cannot move it)."""
+    the index could not answer for (they cannot move it). ``files_of(name)``: the index's
+    files of a project (default: PyPI's JSON simple API)."""
+    files_of = files_of or project_files
     wanted = applicable(requirements, python)
     with ThreadPoolExecutor(max_workers=8) as pool:
         listings = list(pool.map(lambda r: files_of(canonicalize_name(r.name)), wanted))
@@ -123,7 +126,7 @@ def needs(requirements: tuple[str, ...], python: str, after: dt.date,
 
 
 def resolve_day(commit_day: dt.date, requirements: tuple[str, ...], python: str,
-                files_of=project_files) -> tuple[str, list[Need], list[str]]:
+                files_of=None) -> tuple[str, list[Need], list[str]]:
     """(exclude-newer day, what moved it, what the index could not answer): the day after the
     later of the commit's day and the last of its requirements' first installable days."""
     moved, unknown = needs(requirements, python, commit_day, files_of)
