@@ -16,7 +16,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from niriss_pipe.core.errors import EngineError, UserError, opt, prog
+from niriss_pipe.core import grammar
+from niriss_pipe.core.errors import EngineError, UserError, opt, prog, shown
 from niriss_pipe.crds.hostcache import has_context
 from niriss_pipe.crds.paths import check_readable, check_writable
 from niriss_pipe.crds.product import Product, read_product
@@ -140,6 +141,14 @@ def _check_inputs(request: ReproduceRequest) -> Path:
                         "give finite tolerances of 0 or more (0 and 0: bit for bit only).")
     out = request.output or Path(f"reproduce_{request.product.name.removesuffix('.fits')}")
     check_writable(out, opt("output"))
+    for path, what in ((request.product.resolve().parent, "the product's folder"),
+                       (request.input.resolve().parent, f"the folder of {opt('input')}"),
+                       (request.cache.resolve(), opt("cache")), (out.resolve(), opt("output"))):
+        problem = grammar.mount_source_problem(str(path))
+        if problem:  # each is bound into the container
+            raise UserError(f"{what} {shown(str(path))} cannot be mounted into a container: "
+                            f"{problem}.", "move or link it to a path without ':' or ',' "
+                            "or control characters.")
     return out
 
 

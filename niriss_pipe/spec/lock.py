@@ -86,10 +86,10 @@ def _git_cutoff(spec: ImageSpec, commit: str, reporter) -> str:
         what = (f"its {len(facts.requirements)} requirements ({facts.source})"
                 if facts.source else "no requirements found (no static pyproject.toml "
                 "dependencies or setup.cfg install_requires)")
-        reporter.say(f"commit {commit[:12]} is of {facts.date}; {what}")
+        reporter.say(f"commit {commit[:12]} is of {facts.date}; {what}; resolving as of {day}"
+                     + (", later because of:" if moved else ""))
         for need in moved:
-            reporter.say(f"  {need.requirement}: first installable {need.day} "
-                         f"({need.version}), so resolving as of {day}")
+            reporter.say(f"  {need.requirement}: first installable {need.day} ({need.version})")
         if unknown:
             reporter.warn(f"the index had no installable release for: {', '.join(unknown)}; "
                           "they did not move the day.")

@@ -146,6 +146,11 @@ def test_a_context_not_in_the_cache_fails_before_running(made, synthetic_cache, 
     proc = reproduce(made / RATE, made, partial, out)
     assert proc.returncode == 2 and "lacks 1 of the 8 references" in proc.stderr
     assert "jwst_niriss_dark_9999.fits" in proc.stderr and not out.exists()
+    odd = tmp_path / "a:b"
+    odd.mkdir()
+    shutil.copy(made / RATE, odd / RATE)
+    proc = reproduce(odd / RATE, made, synthetic_cache, out)
+    assert proc.returncode == 2 and "cannot be mounted into a container" in proc.stderr
 
 
 def test_a_product_of_a_jwst_with_no_image_names_the_commands_to_build_one(
