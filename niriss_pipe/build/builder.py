@@ -50,7 +50,7 @@ def render_dockerfile(spec: ImageSpec, options: BuildOptions) -> str:
 
 def _render(spec: ImageSpec, options: BuildOptions, ca) -> str:
     return rendering.render(spec, imap=resolve_imap(spec, options.cache),
-                            ca_bundle=ca is not None)
+                            ca_bundle=ca is not None, commit=locking.locked_commit(spec))
 
 
 def prepare(spec: ImageSpec, options: BuildOptions, baked: BakedCache | None = None,

@@ -26,6 +26,9 @@ def add_parsers(sub, parents) -> None:
                    "references of the context (default); datasets: only those --datasets select")
     p.add_argument("--datasets", type=Path, nargs="+", default=[], metavar="FITS|DIR",
                    help="exposures (or folders of *_uncal.fits) for --references datasets")
+    p.add_argument("--for", type=Path, dest="product", metavar="PRODUCT.fits",
+                   help="exactly the references a calibrated product names (its R_* keywords) "
+                   "and its context's mappings (its CRDS_CTX)")
     p.add_argument("--server", default=None, metavar="URL",
                    help="CRDS server (default: $CRDS_SERVER_URL or https://jwst-crds.stsci.edu)")
     p.add_argument("-j", "--jobs", type=int, default=8, help="parallel downloads (default 8)")
@@ -56,16 +59,43 @@ def sync(args, reporter: Reporter) -> int:
     from niriss_pipe.crds.sync import SyncRequest, sync
     from niriss_pipe.spec.load import load_spec
 
+    if args.product:
+        return _sync_for(args, reporter)
     context = args.context or (load_spec(args.spec).context if args.spec else None)
     if context is None:
         raise UserError("no context to sync.", f"give a spec ({prog()} sync "
-                        "images/default.yaml) or --context jwst_NNNN.pmap.")
+                        "images/default.yaml), --context jwst_NNNN.pmap or --for PRODUCT.fits.")
     result = sync(SyncRequest(context=context, cache=args.cache, scope=args.references,
                               datasets=tuple(args.datasets), server=crds_server(args.server),
                               jobs=args.jobs, assume_yes=args.yes, verify=args.verify),
                   reporter)
     reporter.say(f"{args.cache}: {context} ready offline ({len(result.reference_names)} "
                  f"references); mount it with -v {args.cache.resolve()}:/crds:ro")
+    return 0
+
+
+def _sync_for(args, reporter: Reporter) -> int:
+    from niriss_pipe.crds.product import read_product
+    from niriss_pipe.crds.sync import SyncRequest, sync
+
+    if args.spec or args.context or args.datasets or args.references != "instrument":
+        raise UserError("sync --for takes the context and the references from the product.",
+                        "give --for PRODUCT.fits alone (with --cache, --server).")
+    product = read_product(args.product)
+    unfit = product.not_crds()
+    if unfit:
+        keys = ", ".join(f"{k}={v.strip()}" for k, v in sorted(unfit.items())[:3])
+        reporter.warn(f"{args.product} names references that are not CRDS files ({keys}); "
+                      "no sync can fetch them.")
+    reporter.say(f"{args.product}: {product.crds_ctx}, {len(product.reference_names)} "
+                 "references named by its R_* keywords")
+    result = sync(SyncRequest(context=product.crds_ctx, cache=args.cache, scope="datasets",
+                              datasets=(args.product,), named=tuple(product.reference_names),
+                              server=crds_server(args.server), jobs=args.jobs,
+                              assume_yes=args.yes, verify=args.verify), reporter)
+    reporter.say(f"{args.cache}: {product.crds_ctx} and the {len(result.reference_names)} "
+                 f"references of {args.product.name} ready offline; next: {prog()} reproduce "
+                 f"{args.product} --input UNCAL.fits --cache {args.cache}")
     return 0
 
 

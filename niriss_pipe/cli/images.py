@@ -28,6 +28,11 @@ def add_parsers(sub, parents) -> None:
     p.add_argument("--pmap", help="e.g. jwst_0579: the newest release tested at or below it")
     p.add_argument("--jwst", metavar="VERSION",
                    help="e.g. 1.12.5: with its tested context (or with --pmap, that pair)")
+    p.add_argument("--from", type=Path, dest="product", metavar="PRODUCT.fits",
+                   help="the jwst release and context a calibrated product was made with "
+                   "(its CAL_VER and CRDS_CTX)")
+    p.add_argument("--list", action="store_true",
+                   help="print the release catalog: release, date, context, Python")
     p.add_argument("-o", "--output", type=Path,
                    help="write the spec here (default: images/<pmap stem>.yaml); - for stdout")
     p.add_argument("--force", action="store_true", help="overwrite an existing spec")
@@ -106,24 +111,61 @@ def validate(args, reporter: Reporter) -> int:
 
 
 def new(args, reporter: Reporter) -> int:
+    from niriss_pipe.spec.propose import catalog_lines, for_jwst, for_pmap
+
+    if args.list:
+        reporter.say("\n".join(catalog_lines()))
+        return 0
+    if args.product:
+        if args.pmap or args.jwst:
+            raise UserError("new --from takes the release and context from the product.",
+                            "give --from alone, or --pmap/--jwst without it.")
+        return _new_from(args, reporter)
+    if not (args.pmap or args.jwst):
+        raise UserError("new needs --pmap, --jwst, --from, or --list.",
+                        f"e.g. {prog()} new --pmap jwst_0579")
+    proposal = for_pmap(args.pmap) if args.pmap and not args.jwst else for_jwst(args.jwst,
+                                                                                args.pmap)
+    _write_spec(proposal, args, reporter)
+    return 0
+
+
+def _new_from(args, reporter: Reporter) -> int:
+    from niriss_pipe.crds.product import read_product
+    from niriss_pipe.spec.propose import for_product
+
+    product = read_product(args.product)
+    proposal = for_product(product.cal_ver, product.crds_ctx)
+    note = (f"From {args.product.name}: CAL_VER {product.cal_ver}, CRDS_CTX {product.crds_ctx}"
+            + (f", CRDS_VER {product.crds_ver}" if product.crds_ver else "") + ".")
+    reporter.say(f"{args.product}: made with jwst {product.cal_ver} and {product.crds_ctx}"
+                 + (f" (crds {product.crds_ver})" if product.crds_ver else ""))
+    out = _write_spec(proposal, args, reporter, note)
+    if out is None:
+        return 0
+    reporter.say("next:\n"
+                 f"  {prog()} lock {out}\n"
+                 f"  {prog()} sync --for {args.product}       # its references and mappings\n"
+                 f"  {prog()} build {out}\n"
+                 f"  {prog()} reproduce {args.product} --input UNCAL.fits")
+    return 0
+
+
+def _write_spec(proposal, args, reporter: Reporter, note: str = "") -> Path | None:
+    """Write (or print, for -o -) the proposal's spec; the path written, or None."""
     import yaml
 
     from niriss_pipe.core.atomic import write_text
     from niriss_pipe.spec.load import SPEC_FILE_RE, validate
-    from niriss_pipe.spec.propose import for_jwst, for_pmap, needs_compilers, render_yaml
+    from niriss_pipe.spec.propose import needs_compilers, render_yaml
 
-    if not (args.pmap or args.jwst):
-        raise UserError("new needs --pmap, --jwst, or both.",
-                        f"e.g. {prog()} new --pmap jwst_0579")
-    proposal = for_pmap(args.pmap) if args.pmap and not args.jwst else for_jwst(args.jwst,
-                                                                                args.pmap)
     proposal.compilers = needs_compilers(proposal)
-    text = render_yaml(proposal)
+    text = render_yaml(proposal, note)
     for warning in proposal.warnings:
         reporter.warn(warning)
     if str(args.output) == "-":
         sys.stdout.write(text)
-        return 0
+        return None
     out = args.output or Path("images") / f"{proposal.context.removesuffix('.pmap')}.yaml"
     if out.exists() and not args.force:
         raise UserError(f"{out} exists.", "give --output elsewhere, or --force to replace it.")
@@ -134,20 +176,22 @@ def new(args, reporter: Reporter) -> int:
     write_text(out, text)
     reporter.say(f"wrote {out}: jwst {proposal.release.tag}, Python {proposal.python} "
                  f"({proposal.manager}), {proposal.context}")
-    return 0
+    return out
 
 
 def lock(args, reporter: Reporter) -> int:
     from niriss_pipe.runtime.contract import lock_pins
     from niriss_pipe.spec.load import load_spec
-    from niriss_pipe.spec.lock import make_lock
+    from niriss_pipe.spec.lock import locked_commit, make_lock
 
     for spec in [load_spec(path) for path in args.specs]:
         path, written = make_lock(spec, upgrade=args.upgrade, exclude_newer=args.exclude_newer,
                                   reporter=reporter)
         pins = lock_pins(path.read_text())
         what = "wrote" if written else "up to date:"
-        reporter.say(f"{what} {path} ({len(pins)} packages; jwst {pins.get('jwst', '?')}, "
+        commit = locked_commit(spec)
+        jwst = f"jwst commit {commit[:12]}" if commit else f"jwst {pins.get('jwst', '?')}"
+        reporter.say(f"{what} {path} ({len(pins)} packages; {jwst}, "
                      f"crds {pins.get('crds', '?')}, numpy {pins.get('numpy', '?')})")
     return 0
 

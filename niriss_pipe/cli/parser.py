@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from niriss_pipe import __version__
-from niriss_pipe.cli import batch, crds, export, images, provenance
+from niriss_pipe.cli import batch, crds, export, images, provenance, reproduce
 
 
 @dataclass
@@ -65,6 +65,6 @@ def build_parser(prog: str = "python build.py") -> Parser:
                           "$CRDS_SERVER_URL or https://jwst-crds.stsci.edu)")
     parents = Parents(common, building)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (images, crds, provenance, export, batch):
+    for group in (images, crds, provenance, reproduce, export, batch):
         group.add_parsers(sub, parents)
     return parser

@@ -51,6 +51,11 @@ class Words:
 _words = Words()
 
 
+def render(text: str) -> str:
+    """``text`` with its marks rendered in the current words (what a Reporter prints)."""
+    return _words.render(text)
+
+
 @contextlib.contextmanager
 def speaking(words: Words):
     """Messages made in the block name options and the program with ``words`` (the CLI's,

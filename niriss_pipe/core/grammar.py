@@ -16,6 +16,12 @@ A = re.ASCII
 PMAP = re.compile(r"jwst_([0-9]{4})\.pmap", A)
 PMAP_STEM = re.compile(r"jwst_([0-9]{4})(?:\.pmap)?", A)  # with or without the suffix
 NIRISS_IMAP = re.compile(r"jwst_niriss_([0-9]{4})\.imap", A)
+# A reference file's name in a CRDS cache (jwst_niriss_dark_0017.fits, jwst_pars-...asdf): one
+# path component, so a product's R_* keyword can never name a path outside the cache.
+CRDS_REFERENCE = re.compile(r"[a-z][a-z0-9_.-]{0,126}\.(?:fits|asdf|json|yaml)", A)
+# A product's CAL_VER: a PEP 440 version as jwst writes it (3.0.0, 1.12.6.dev3+g1a2b3c4).
+CAL_VERSION = re.compile(r"[0-9]+(?:\.[0-9]+)*(?:(?:a|b|rc|\.post|\.dev)[0-9]+)*"
+                         r"(?:\+[A-Za-z0-9.]+)?", A)
 
 # -- versions ----------------------------------------------------------------------------------
 DOTTED_VERSION = re.compile(r"[0-9]+(?:\.[0-9]+)*", A)
@@ -98,6 +104,14 @@ def has_control(value: str) -> bool:
 
 def is_pmap(value) -> bool:
     return full(PMAP, value)
+
+
+def is_crds_reference(value) -> bool:
+    return full(CRDS_REFERENCE, value) and ".." not in value
+
+
+def is_cal_version(value) -> bool:
+    return full(CAL_VERSION, value) and len(value) <= 64
 
 
 def normalise_pmap(value: str) -> str | None:

@@ -13,6 +13,8 @@ import time
 from collections import deque
 from typing import TextIO
 
+from niriss_pipe.core.errors import render
+
 ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -44,7 +46,7 @@ class Reporter:
         self.tail: deque[str] = deque(maxlen=300)  # last detail lines, shown on failure
 
     def say(self, message: str) -> None:
-        print(message, file=self.out, flush=True)
+        print(render(message), file=self.out, flush=True)
 
     def detail(self, message: str) -> None:
         message = ANSI_RE.sub("", message)  # the classic builder colours a step's stderr
@@ -53,7 +55,7 @@ class Reporter:
             print(message, file=self.out, flush=True)
 
     def warn(self, message: str) -> None:
-        print(f"warning: {message}", file=self.err, flush=True)
+        print(f"warning: {render(message)}", file=self.err, flush=True)
 
 
 class StageClock:

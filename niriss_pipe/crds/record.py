@@ -32,12 +32,29 @@ def entry(scope: str, instrument: str, references: list[str], complete: bool,
     return record
 
 
-def write(cache: Path, context: str, record: dict) -> None:
-    """Set ``context``'s entry, keeping every other context's."""
+def write(cache: Path, context: str, record: dict, merge: bool = False) -> None:
+    """Set ``context``'s entry, keeping every other context's; ``merge``: add to what the
+    entry already says instead (a product's references to an earlier sync's)."""
     with _locked(cache):
         records = read_records(str(cache))
-        records[context] = record
+        old = records.get(context)
+        records[context] = merged(old, record) if merge and isinstance(old, dict) else record
         _replace(cache / RECORD_PATH, records)
+
+
+def merged(old: dict, new: dict) -> dict:
+    """One record for two syncs of a context: a complete sync of a wider scope that already
+    names every new reference stays as it is; otherwise the union of both, complete only
+    when what the old one named is now known to be there."""
+    old_refs, new_refs = set(old.get("references") or []), set(new.get("references") or [])
+    order = ("none", "datasets", "instrument")
+    wider = old.get("scope") in order and order.index(old["scope"]) >= order.index(new["scope"])
+    if wider and old.get("complete") and new_refs <= old_refs:
+        return old
+    record = entry(new["scope"], new.get("instrument", "niriss"), sorted(old_refs | new_refs),
+                   bool(new.get("complete") and (old.get("complete") or old_refs <= new_refs)),
+                   tuple(sorted(set(old.get("datasets") or []) | set(new.get("datasets") or []))))
+    return record
 
 
 def forget(cache: Path, contexts: list[str]) -> None:

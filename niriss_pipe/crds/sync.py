@@ -48,6 +48,7 @@ class SyncRequest:
     confirm_over: int = CONFIRM_OVER
     instrument: str = "niriss"
     verify: bool = False  # re-hash every cached file against the server, re-fetch bad ones
+    named: tuple[str, ...] = ()  # scope datasets: exactly these references (a product's R_*)
 
 
 @dataclass
@@ -135,12 +136,13 @@ def _sync(request: SyncRequest, cache: Path, reporter: Reporter) -> SyncResult:
             check_space(cache, todo, "references")
             _confirm(request, total, len(todo))
             syncrecord.write(cache, request.context, syncrecord.entry(
-                request.scope, request.instrument, refs, False, datasets))
+                request.scope, request.instrument, refs, False, datasets),
+                merge=bool(request.named))
 
         ref_report = _fetch(wanted, manifest, request, reporter, "references",
                             before=before_references)
         syncrecord.write(cache, request.context, syncrecord.entry(
-            request.scope, request.instrument, refs, True, datasets))
+            request.scope, request.instrument, refs, True, datasets), merge=bool(request.named))
     return SyncResult(mapping_report, ref_report, mappings, wanted)
 
 
@@ -266,6 +268,8 @@ def _reference_names(request: SyncRequest, cache: Path) -> list[str]:
 
     if request.scope == "none":
         return []
+    if request.named:  # what a product says it used: no selection to compute
+        return sorted(set(request.named))
     pmap = crds.get_cached_mapping(request.context)
     if request.scope == "instrument":
         imap = pmap.get_imap(request.instrument)

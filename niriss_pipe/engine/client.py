@@ -289,7 +289,8 @@ def _info(image) -> ImageInfo:
     return ImageInfo(id=image.id, tags=tuple(image.tags), labels=dict(image.labels or {}),
                      env=tuple(config.get("Env") or ()),
                      entrypoint=tuple(config.get("Entrypoint") or ()),
-                     cmd=tuple(config.get("Cmd") or ()))
+                     cmd=tuple(config.get("Cmd") or ()),
+                     created=str(image.attrs.get("Created") or ""))
 
 
 def _short(exc: Exception) -> str:

@@ -30,3 +30,4 @@ class ImageInfo:
     env: tuple[str, ...]
     entrypoint: tuple[str, ...]
     cmd: tuple[str, ...]
+    created: str = ""  # when the engine made it (RFC 3339): a label's date may be fixed

@@ -17,6 +17,7 @@ from niriss_pipe.runtime.contract import (
     LOCK_IN_IMAGE,
     lock_pins,
 )
+from niriss_pipe.spec.lock import git_requirement
 
 
 # -- verify -----------------------------------------------------------------------------------
@@ -50,7 +51,12 @@ def check_environment(labels: dict[str, str], probe: dict) -> list[Check]:
     else:
         checks.append(Check("lock", True, f"{LOCK_IN_IMAGE} matches its label {label}"))
     pins = lock_pins(in_image["text"])
-    diff = compare_environment(pins, installed_versions(probe))
+    installed = installed_versions(probe)
+    git = locked_git_commit(in_image["text"])
+    if git:  # jwst from git is installed by itself: checked by its commit, not by a pin
+        installed.pop("jwst", None)
+        checks.append(check_commit(git, probe))
+    diff = compare_environment(pins, installed)
     if diff.ok:
         checks.append(Check("environment", True, f"{len(pins)} packages installed exactly as "
                             "locked"))
@@ -62,6 +68,23 @@ def check_environment(labels: dict[str, str], probe: dict) -> list[Check]:
                             "the installed environment differs from the image's lock: "
                             + shorten(problems)))
     return checks
+
+
+def locked_git_commit(text: str) -> str | None:
+    """The commit a lock's git source pins (None for a PyPI release)."""
+    requirement = git_requirement(text)
+    return requirement.rsplit("@", 1)[1] if requirement else None
+
+
+def check_commit(commit: str, probe: dict) -> Check:
+    """The installed jwst's commit (pip's direct_url.json) against the lock's."""
+    installed = probe.get("jwst_commit")
+    if installed == commit:
+        return Check("jwst commit", True, f"jwst installed from the locked commit {commit}")
+    found = installed or "no recorded commit"
+    return Check("jwst commit", False, f"jwst is from {found}, the lock pins {commit}",
+                 f"jwst was installed from {found}, not from the commit the lock pins "
+                 f"({commit})")
 
 
 def check_baked(labels: dict[str, str], probe: dict) -> list[Check]:

@@ -30,9 +30,19 @@ CA_ENV_IN_BUILD = ("PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_B
                    "GIT_SSL_CAINFO", "MAMBA_SSL_VERIFY")
 
 
-def writer_context(spec: ImageSpec, *, imap: str | None = None,
-                   ca_bundle: bool = False) -> dict:
-    """Everything the template needs, as plain values."""
+def git_requirement(spec: ImageSpec, commit: str | None) -> str | None:
+    """What pip installs of a git source, by itself and without dependencies: the locked
+    commit (the spec's ref only where nothing is locked, as in a plain ``render``)."""
+    if not spec.jwst.git:
+        return None
+    url = spec.jwst.git if spec.jwst.git.startswith("git+") else f"git+{spec.jwst.git}"
+    return f"jwst @ {url}@{commit or spec.jwst.ref}"
+
+
+def writer_context(spec: ImageSpec, *, imap: str | None = None, ca_bundle: bool = False,
+                   commit: str | None = None) -> dict:
+    """Everything the template needs, as plain values (``commit``: a git source's locked
+    commit)."""
     return {
         "tool_version": __version__,
         "spec_file": spec.path.name,
@@ -50,6 +60,7 @@ def writer_context(spec: ImageSpec, *, imap: str | None = None,
         "ca_env": CA_ENV_IN_BUILD,
         "lock_file": LOCK_NAME,
         "lock_in_image": contract.LOCK_IN_IMAGE,
+        "jwst_git": git_requirement(spec, commit),
         "crds_path": contract.CRDS_PATH,
         "data_path": contract.DATA_PATH,
         "entrypoint": contract.ENTRYPOINT,
@@ -58,7 +69,7 @@ def writer_context(spec: ImageSpec, *, imap: str | None = None,
         "context": spec.context,
         "user": contract.IMAGE_USER,
         "uid": contract.IMAGE_UID,
-        "labels": names.labels(spec, imap),
+        "labels": names.labels(spec, imap, commit),
         "label_ns": contract.LABEL_NS,
         "baked": spec.references == "bake",
         "scope": spec.scope,
@@ -83,9 +94,11 @@ def dockerfile_string(value: str) -> str:
     return f'"{escaped}"'
 
 
-def render(spec: ImageSpec, *, imap: str | None = None, ca_bundle: bool = False) -> str:
+def render(spec: ImageSpec, *, imap: str | None = None, ca_bundle: bool = False,
+           commit: str | None = None) -> str:
     """The Dockerfile for ``spec``; the same inputs always give the same text."""
-    return _template().render(writer_context(spec, imap=imap, ca_bundle=ca_bundle))
+    return _template().render(writer_context(spec, imap=imap, ca_bundle=ca_bundle,
+                                             commit=commit))
 
 
 def stages(dockerfile: str) -> list[tuple[str, int]]:

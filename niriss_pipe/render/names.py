@@ -27,8 +27,10 @@ def apt_packages(spec: ImageSpec) -> list[str]:
     return sorted(needed | set(spec.apt_packages))
 
 
-def labels(spec: ImageSpec, imap: str | None) -> list[tuple[str, str]]:
-    """The static label set, sorted; build-time values are added as ARGs by the template."""
+def labels(spec: ImageSpec, imap: str | None,
+           commit: str | None = None) -> list[tuple[str, str]]:
+    """The static label set, sorted; build-time values are added as ARGs by the template.
+    ``commit``: the commit a git source's lock pins."""
     items = {
         "org.opencontainers.image.title": "niriss-pipe",
         "org.opencontainers.image.description":
@@ -53,6 +55,8 @@ def labels(spec: ImageSpec, imap: str | None) -> list[tuple[str, str]]:
     else:
         items[label("jwst.git")] = spec.jwst.git
         items[label("jwst.ref")] = spec.jwst.ref
+        if commit:
+            items[label("jwst.commit")] = commit
     if spec.base.debootstrap:
         items[label("base.mirror")] = spec.base.mirror
         items[label("base.variant")] = spec.base.variant

@@ -20,8 +20,9 @@ from pathlib import Path
 from niriss_pipe.core.atomic import write_text
 from niriss_pipe.core.errors import SpecError, UserError, opt, prog
 from niriss_pipe.runtime.contract import lock_pins
-from niriss_pipe.spec import catalog
+from niriss_pipe.spec import asof, catalog
 from niriss_pipe.spec.gitref import resolve_git_ref
+from niriss_pipe.spec.gitsource import fetch_commit
 from niriss_pipe.spec.model import ImageSpec
 from niriss_pipe.spec.pypi import pypi_upload_date
 
@@ -56,12 +57,15 @@ def lock_path(spec: ImageSpec) -> Path:
     return spec.path.parent / "locks" / f"{spec.path.stem}.txt"
 
 
-def cutoff(spec: ImageSpec) -> str:
+def cutoff(spec: ImageSpec, commit: str | None = None, reporter=None) -> str:
     """The day after jwst became installable: the index as users of that release saw it.
 
-    That is the later of the release (tag) date in the catalog and the day the version
-    reached PyPI, which can trail the tag by weeks (3.0.0: tagged 2026-06-23, uploaded
-    2026-07-14, needing an stcal uploaded in between)."""
+    For a PyPI release that is the later of the release (tag) date in the catalog and the day
+    the version reached PyPI, which can trail the tag by weeks (3.0.0: tagged 2026-06-23,
+    uploaded 2026-07-14, needing an stcal uploaded in between). For a git source it is the
+    commit's date, moved later only as far as the commit's own requirements need."""
+    if spec.jwst.git:
+        return _git_cutoff(spec, commit or spec.jwst.ref or "", reporter)
     release = catalog.release(spec.jwst.version or spec.jwst.ref or "")
     if release is None:
         raise SpecError(str(spec.path), "jwst", f"jwst {spec.jwst.label} is not in the release "
@@ -72,6 +76,24 @@ def cutoff(spec: ImageSpec) -> str:
     if spec.jwst.version:
         day = max(day, pypi_upload_date("jwst", spec.jwst.version) or day)
     return (day + dt.timedelta(days=1)).isoformat()
+
+
+def _git_cutoff(spec: ImageSpec, commit: str, reporter) -> str:
+    facts = fetch_commit(spec.jwst.git, commit, spec.jwst.ref)
+    python = ".".join(spec.python_version.split(".")[:2])
+    day, moved, unknown = asof.resolve_day(facts.date, facts.requirements, python)
+    if reporter:
+        what = (f"its {len(facts.requirements)} requirements ({facts.source})"
+                if facts.source else "no requirements found (no static pyproject.toml "
+                "dependencies or setup.cfg install_requires)")
+        reporter.say(f"commit {commit[:12]} is of {facts.date}; {what}; resolving as of {day}"
+                     + (", later because of:" if moved else ""))
+        for need in moved:
+            reporter.say(f"  {need.requirement}: first installable {need.day} ({need.version})")
+        if unknown:
+            reporter.warn(f"the index had no installable release for: {', '.join(unknown)}; "
+                          "they did not move the day.")
+    return day
 
 
 def inputs(spec: ImageSpec, exclude_newer: str | None = None,
@@ -147,11 +169,30 @@ def check(spec: ImageSpec) -> Path:
 
 def locked_commit(spec: ImageSpec) -> str | None:
     """The commit a git source's lock pins (None for a PyPI release or no lock)."""
+    return (_recorded(spec).get("git") or {}).get("commit")
+
+
+def git_requirement(text: str) -> str | None:
+    """``jwst @ git+URL@COMMIT`` of a lock's text (None for a PyPI release): installed by
+    itself, without dependencies, after the hashed rest (pip cannot hash a VCS requirement)."""
+    try:
+        recorded = recorded_inputs(text)
+        git = (json.loads(recorded).get("git") or {}) if recorded else {}
+    except (ValueError, AttributeError):
+        return None
+    if not git.get("commit"):
+        return None
+    url = git["url"] if git["url"].startswith("git+") else f"git+{git['url']}"
+    return f"jwst @ {url}@{git['commit']}"
+
+
+def _recorded(spec: ImageSpec) -> dict:
     try:
         recorded = recorded_inputs(lock_path(spec).read_text())
-        return (json.loads(recorded).get("git") or {}).get("commit") if recorded else None
+        data = json.loads(recorded) if recorded else {}
+        return data if isinstance(data, dict) else {}
     except (OSError, ValueError, AttributeError):
-        return None
+        return {}
 
 
 def digest(path: Path) -> str:
@@ -172,9 +213,11 @@ def make_lock(spec: ImageSpec, *, upgrade: bool = False, exclude_newer: str | No
                           f"lock pins {before[:12]} (the tag moved): the lock keeps "
                           f"{before[:12]}; lock --upgrade takes the new commit.")
         if before and not upgrade:
-            commit = before
+            commit = before  # and its day, unless asked for another
+            exclude_newer = exclude_newer or _recorded(spec).get("exclude_newer")
         elif reporter:
             reporter.say(f"{spec.jwst.ref}: {how} of {spec.jwst.git}, commit {commit}")
+        exclude_newer = exclude_newer or cutoff(spec, commit, reporter)
     want = inputs(spec, exclude_newer, commit)
     if path.is_file() and not upgrade:
         try:
@@ -184,12 +227,18 @@ def make_lock(spec: ImageSpec, *, upgrade: bool = False, exclude_newer: str | No
         except SpecError:
             pass  # stale or edited: resolve again
     body = _compile(want)
+    git_line = ""
+    if want.git:  # the VCS line has no hash: pip --require-hashes would refuse the whole file
+        body = "".join(line for line in body.splitlines(True)
+                       if not line.startswith("jwst @ "))
+        git_line = (f"# jwst @ {want.requirements[0].split(' @ ', 1)[1]}: installed by itself, "
+                    "without dependencies (pip cannot hash a git requirement).\n")
     # No spec name in the text: the same inputs give the same bytes, so specs that differ
     # only in name or pmap share the image's environment layers.
     header = (f"{HEADER}: do not edit; `python build.py lock SPEC --upgrade` re-resolves.\n"
               f"# {len(lock_pins(body))} packages resolved as of {want.exclude_newer} for Python "
               f"{want.python} on {want.platform}, with hashes.\n"
-              f"# inputs: {want.as_json()}\n"
+              f"{git_line}# inputs: {want.as_json()}\n"
               f"# body: sha256:{body_digest(body)}\n")
     write_text(path, header + body)
     return path, True

@@ -13,6 +13,7 @@ import yaml
 
 from niriss_pipe.core import grammar
 from niriss_pipe.core.errors import UserError, opt
+from niriss_pipe.runtime.contract import SYNTHETIC_SERIAL
 from niriss_pipe.spec import catalog
 from niriss_pipe.spec.model import SUITE_PYTHON
 from niriss_pipe.spec.pypi import has_linux_wheel
@@ -100,6 +101,37 @@ def for_jwst(tag: str, pmap: str | None = None) -> Proposal:
     return proposal
 
 
+def for_product(cal_ver: str, context: str) -> Proposal:
+    """What a product was made with: jwst ``cal_ver`` and its ``context`` (CAL_VER, CRDS_CTX),
+    with the warnings of ``for_pmap`` when the pair is not one STScI tested."""
+    release = catalog.release(cal_ver)
+    if release is None:
+        dev = "dev" in cal_ver or "+" in cal_ver
+        raise UserError(f"the product was made with jwst {cal_ver}, which is "
+                        + ("a development build, not a release" if dev else
+                           "not in the release catalog") + ".",
+                        "write the spec by hand with jwst.git and jwst.ref set to the full "
+                        "commit it was built from" if dev else
+                        f"see {opt('list')} for the catalogued releases; write the spec by hand "
+                        "(jwst.version) for a release the catalog lacks.")
+    proposal = for_jwst(release.tag, context)
+    serial = _serial(context)
+    tested = sorted((r for r in catalog.releases().values() if r.crds_context),
+                    key=lambda r: _serial(r.crds_context))
+    if str(serial) == SYNTHETIC_SERIAL:
+        proposal.warnings.append(f"{context} is niriss-pipe's synthetic context (the self-test's "
+                                 "and the demo's), not an STScI one.")
+    elif not any(r.crds_context == context for r in tested):
+        later = [r for r in tested if _serial(r.crds_context) > serial]
+        earlier = [r for r in tested if _serial(r.crds_context) <= serial]
+        near = ", ".join(f"jwst {r.tag} with {r.crds_context}"
+                         for r in (earlier[-1:] + later[:1]))
+        proposal.warnings.append(f"{context} is not a release context ({near}); this pair was "
+                                 "not tested by STScI (operations move to newer contexts "
+                                 "between releases).")
+    return proposal
+
+
 def _with_python(release: catalog.Release, context: str) -> Proposal:
     """Prefer the delivery Python's minor version; a Debian suite's Python when it fits
     (venv, builds anywhere; Debian stable first), else conda-forge's."""
@@ -119,6 +151,20 @@ def _with_python(release: catalog.Release, context: str) -> Proposal:
     return proposal
 
 
+def catalog_lines() -> list[str]:
+    """``new --list``: one line per catalogued release, newest first."""
+    rows = [("release", "date", "context", "Python", "from")]
+    for release in catalog.releases().values():
+        python = release.python_requires or "?"
+        if release.delivery_python:
+            python += f" (delivered on {release.delivery_python})"
+        source = ("PyPI" if catalog.version_tuple(release.tag) >= PYPI_FIRST else "git")
+        rows.append((release.tag, release.released, release.crds_context or "-", python, source))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    return [" ".join(cell.ljust(width) for cell, width in zip(row[:4], widths)) + " " + row[4]
+            for row in rows]
+
+
 def needs_compilers(proposal: Proposal) -> bool:
     """True when PyPI has no Linux wheel of that jwst for the image's Python (or git source,
     or the index cannot be asked): pip then compiles it, and usually some of its era's
@@ -128,8 +174,11 @@ def needs_compilers(proposal: Proposal) -> bool:
     return not has_linux_wheel("jwst", proposal.release.tag, proposal.python)
 
 
-def render_yaml(proposal: Proposal) -> str:
+def render_yaml(proposal: Proposal, note: str = "") -> str:
+    """The spec's YAML; ``note`` (one line) is added as a comment (where it came from)."""
     header = (f"# jwst {proposal.release.tag} ({proposal.release.dms_build or 'no DMS build'}, "
               f"released {proposal.release.released}) with {proposal.context}.\n"
               "# Written by `build.py new` from the release catalog.\n")
+    if note:
+        header += f"# {grammar.one_line(note)}\n"
     return header + yaml.safe_dump(proposal.spec(), sort_keys=False)

@@ -10,15 +10,22 @@ import urllib.request
 PYPI_SIMPLE = os.environ.get("UV_INDEX_URL", "https://pypi.org/simple").rstrip("/")
 
 
-def release_files(name: str, version: str, index: str = PYPI_SIMPLE) -> list[dict] | None:
-    """The index's files of ``name==version`` from its JSON simple API (PEP 691 and 700, what
+def project_files(name: str, index: str = PYPI_SIMPLE) -> list[dict] | None:
+    """Every file of project ``name`` from the index's JSON simple API (PEP 691 and 700, what
     uv reads for --exclude-newer); None when the index cannot be asked."""
     request = urllib.request.Request(f"{index}/{name}/",
                                      headers={"Accept": "application/vnd.pypi.simple.v1+json"})
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
-            files = json.load(response).get("files", [])
+            return json.load(response).get("files", [])
     except (OSError, ValueError):
+        return None
+
+
+def release_files(name: str, version: str, index: str = PYPI_SIMPLE) -> list[dict] | None:
+    """The index's files of ``name==version``; None when the index cannot be asked."""
+    files = project_files(name, index)
+    if files is None:
         return None
     prefix = f"{name}-{version}"
     return [f for f in files if f["filename"].startswith((prefix + "-", prefix + "."))]

@@ -33,9 +33,12 @@ RUN curl -fsSL "https://micro.mamba.pm/api/micromamba/linux-64/${MICROMAMBA_VERS
 
 # == stage: jwst ==
 # Exactly the locked, hash-checked environment (build.py lock): no resolver runs here.
+# jwst from git: the locked commit, by itself and without dependencies (pip cannot hash it).
 COPY requirements.lock /opt/niriss-pipe/requirements.lock
 RUN /opt/env/bin/python -m pip install --no-cache-dir --disable-pip-version-check \
       --require-hashes --no-deps -r /opt/niriss-pipe/requirements.lock \
+ && /opt/env/bin/python -m pip install --no-cache-dir --disable-pip-version-check \
+      --no-deps 'jwst @ git+https://github.com/spacetelescope/jwst@0.14.2' \
  && /opt/env/bin/python -m pip check \
  && /opt/env/bin/python -c 'import jwst, crds; print("jwst", jwst.__version__, "crds", crds.__version__)'
 

@@ -71,3 +71,74 @@ def pytest_collection_modifyitems(items):
     chain, and a cached build that picks the other one misses at its first differing layer."""
     no_cache = [item for item in items if item.get_closest_marker("no_layer_cache")]
     items[:] = [item for item in items if item not in no_cache] + no_cache
+
+
+# -- test services in containers (pytest-docker) -------------------------------------------------
+# tests/docker-compose.yml holds them; its images are made locally from the project's Debian
+# base, so the default build (which makes that base) comes first. Debian's docker-compose 1.29
+# is what drives them here (.ci/run installs it); its builds use the classic builder.
+GIT_ROOT_ENV = "NIRISS_PIPE_TEST_GIT_ROOT"
+
+
+@pytest.fixture(scope="session")
+def docker_compose_command() -> str:
+    import shutil
+    import subprocess
+
+    v2 = subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0
+    return "docker compose" if v2 or not shutil.which("docker-compose") else "docker-compose"
+
+
+@pytest.fixture(scope="session")
+def docker_compose_file() -> str:
+    return str(ROOT / "tests" / "docker-compose.yml")
+
+
+@pytest.fixture(scope="session")
+def docker_compose_project_name() -> str:
+    return f"niriss-pipe-test-{os.getpid()}"
+
+
+@pytest.fixture(scope="session")
+def git_root(tmp_path_factory) -> Path:
+    """The folder the git server serves (bare repositories, dumb HTTP)."""
+    root = tmp_path_factory.mktemp("git_root")
+    root.chmod(0o755)
+    os.environ[GIT_ROOT_ENV] = str(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def docker_setup(git_root, default_build) -> list[str]:
+    os.environ.setdefault("COMPOSE_DOCKER_CLI_BUILD", "0")  # the classic builder, as ours
+    os.environ.setdefault("DOCKER_BUILDKIT", "0")
+    return ["up --build -d"]  # compose 1.29 has no --wait: git_server waits for an answer
+
+
+@pytest.fixture(scope="session")
+def docker_cleanup() -> list[str]:
+    return ["down -v --rmi all"]  # the server image too: nothing of the tests stays
+
+
+@pytest.fixture(scope="session")
+def git_server(docker_services, docker_compose_project_name, git_root):
+    """``http://IP:8080/git``: the git server's URL on the engine's default bridge, which the
+    host and a build's RUN steps both reach. Repositories go into ``git_server.root``."""
+    import types
+    import urllib.request
+
+    cid = docker("ps", "-q", "--filter",
+                 f"label=com.docker.compose.project={docker_compose_project_name}",
+                 "--filter", "label=com.docker.compose.service=gitserver").stdout.split()[0]
+    ip = docker("inspect", "-f", "{{.NetworkSettings.IPAddress}}", cid).stdout.strip()
+    url = f"http://{ip}:8080/git"
+
+    def answers() -> bool:
+        try:
+            with urllib.request.urlopen(f"http://{ip}:8080/", timeout=2):
+                return True
+        except OSError as exc:
+            return getattr(exc, "code", None) is not None  # an HTTP status is an answer
+
+    docker_services.wait_until_responsive(answers, timeout=30, pause=0.5)
+    return types.SimpleNamespace(url=url, root=git_root, container=cid)

@@ -13,7 +13,7 @@ from tests.helpers import ROOT, cli
 
 pytestmark = [pytest.mark.engine, pytest.mark.network]
 
-NEEDS_OUTSIDE = ("sync", "docker")  # STScI's CRDS server and real data: see the README
+NEEDS_OUTSIDE = ("sync", "reproduce", "docker")  # STScI's server and real data: the README
 
 
 def readme_block() -> list[list[str]]:
@@ -24,8 +24,23 @@ def readme_block() -> list[list[str]]:
     return [c for c in commands if c]
 
 
+def paper_product(path):
+    """A product header as jwst 1.12.5 with jwst_1166.pmap writes it (what `new --from` reads)."""
+    from astropy.io import fits
+
+    header = fits.Header()
+    for key, value in (("CAL_VER", "1.12.5"), ("CRDS_VER", "11.17.7"),
+                       ("CRDS_CTX", "jwst_1166.pmap"),
+                       ("R_DARK", "crds://jwst_niriss_dark_0171.fits"), ("S_DARK", "COMPLETE")):
+        header[key] = value
+    fits.PrimaryHDU(header=header).writeto(path)
+
+
 def test_reproduce_a_paper_walkthrough(tmp_path, engine):
     shutil.copytree(ROOT / "images", tmp_path / "images")
+    for command in readme_block():
+        if "--from" in command:
+            paper_product(tmp_path / command[command.index("--from") + 1])
     ran = []
     for command in readme_block():
         if command[0] == "docker" or command[2] in NEEDS_OUTSIDE:
