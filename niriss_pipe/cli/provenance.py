@@ -5,22 +5,23 @@ Library modules are imported inside each handler (see cli/images.py).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from niriss_pipe.cli.buildlog import build_log
 from niriss_pipe.cli.images import DEFAULT_SPEC, crds_server
+from niriss_pipe.cli.output import emit
+from niriss_pipe.core.errors import VerificationError
 from niriss_pipe.core.progress import Reporter
 
 
 def add_parsers(sub, parents) -> None:
-    common, building = parents.common, parents.building
-    p = sub.add_parser("inspect", parents=[common],
+    common, building, as_json = parents.common, parents.building, parents.json
+    p = sub.add_parser("inspect", parents=[common, as_json],
                        help="what an image holds and how it was built (labels + one offline run)")
     p.add_argument("image", metavar="IMAGE")
-    p.add_argument("--json", action="store_true", help="print it as JSON")
     p.set_defaults(handler=inspect)
 
-    p = sub.add_parser("verify", parents=[common],
+    p = sub.add_parser("verify", parents=[common, as_json],
                        help="check an image against its lock, its labels and its self-test")
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("--no-selftest", action="store_true",
@@ -40,8 +41,10 @@ def inspect(args, reporter: Reporter) -> int:
     from niriss_pipe.provenance.inspect import format_inspection, inspect_image
 
     info = inspect_image(Engine(reporter), args.image)
-    reporter.say(json.dumps(info, indent=2, sort_keys=True) if args.json
-                 else format_inspection(info))
+    if args.json:
+        emit(info)
+    else:
+        reporter.say(format_inspection(info))
     return 0
 
 
@@ -49,8 +52,22 @@ def verify(args, reporter: Reporter) -> int:
     from niriss_pipe.engine.client import Engine
     from niriss_pipe.provenance.verify import verify_image
 
-    verify_image(Engine(reporter), args.image, selftest=not args.no_selftest)
+    try:
+        checks = verify_image(Engine(reporter), args.image, selftest=not args.no_selftest)
+    except VerificationError as err:
+        if args.json:  # the checks as they came out, then the error paragraph on stderr
+            emit({"image": args.image, "verified": False,
+                  "checks": [_check(c) for c in getattr(err, "checks", [])],
+                  "error": err.paragraph()})
+            err.emitted = True
+        raise
+    if args.json:
+        emit({"image": args.image, "verified": True, "checks": [_check(c) for c in checks]})
     return 0
+
+
+def _check(check) -> dict:
+    return {"name": check.name, "ok": check.ok, "summary": check.summary}
 
 
 def repro(args, reporter: Reporter) -> int:
@@ -60,5 +77,6 @@ def repro(args, reporter: Reporter) -> int:
 
     options = BuildOptions(ca_bundle=args.ca_bundle, cache=args.cache,
                            crds_server=crds_server(args.server))
-    repro(args.spec, Engine(reporter), options, keep=args.keep)
+    with build_log(reporter, f"repro-{args.spec.stem}"):
+        repro(args.spec, Engine(reporter), options, keep=args.keep)
     return 0
