@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import re
 import os
+import re
 import signal
 import subprocess
 import threading
