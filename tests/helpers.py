@@ -102,3 +102,39 @@ def colour_runs(row, colour) -> list[tuple[int, int]]:
     hit = np.concatenate([[False], (row == colour).all(axis=1), [False]])
     edges = np.flatnonzero(hit[1:] != hit[:-1])
     return [(int(a), int(b - a)) for a, b in zip(edges[::2], edges[1::2])]
+
+
+def cli_on_a_terminal(*args: str, cwd: Path = ROOT, env: dict | None = None,
+                      timeout: float = 1800) -> tuple[int, str]:
+    """Run ``python build.py ARGS`` with stdout and stderr on a pseudo-terminal, as in an
+    interactive shell: (exit code, everything it wrote, ``\\r`` updates included)."""
+    import pty
+    import select
+    import time
+
+    full_env = {**os.environ, "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH, **(env or {})}
+    main, child = pty.openpty()
+    proc = subprocess.Popen([sys.executable, str(ROOT / "build.py"), *args], cwd=cwd,
+                            stdin=subprocess.DEVNULL, stdout=child, stderr=child, env=full_env)
+    os.close(child)
+    chunks, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([main], [], [], 1.0)
+        if ready:
+            try:
+                data = os.read(main, 65536)
+            except OSError:  # the child side closed: all is read
+                break
+            if not data:
+                break
+            chunks.append(data)
+        elif proc.poll() is not None:
+            break
+    os.close(main)
+    code = proc.wait(timeout=60)
+    return code, b"".join(chunks).decode("utf-8", "replace").replace("\r\n", "\n")
+
+
+def final_lines(terminal_text: str) -> list[str]:
+    """What a terminal shows in the end: each line as its last ``\\r`` redraw left it."""
+    return [line.rsplit("\r", 1)[-1] for line in terminal_text.split("\n")]

@@ -43,7 +43,8 @@ def run_demo(spec: ImageSpec, engine: Engine, options: builder.BuildOptions,
              out_dir: Path = DEMO_DIR) -> DemoResult:
     say = engine.reporter.say
     result = builder.build(spec, engine, options)
-    image = f"{spec.name}:{result.tags[0]}"
+    shown = f"{spec.name}:{result.tags[0]}"
+    image = result.image_id  # what was built and self-tested, even if the tag moves meanwhile
     cache = options.cache.resolve()
     out_dir = out_dir.resolve()
     for folder in (cache, out_dir):
@@ -59,7 +60,7 @@ def run_demo(spec: ImageSpec, engine: Engine, options: builder.BuildOptions,
          {str(out_dir): {"bind": "/data", "mode": "rw"}}, user)
 
     say(f"running: docker run --rm --network none --user {user} -v {cache}:/crds:ro "
-        f"-v {out_dir}:/data -e CRDS_CONTEXT={CONTEXT} {image} strun calwebb_detector1 "
+        f"-v {out_dir}:/data -e CRDS_CONTEXT={CONTEXT} {shown} strun calwebb_detector1 "
         f"{EXPOSURE}")
     started = time.monotonic()
     _run(engine, image, ["strun", "calwebb_detector1", EXPOSURE],
@@ -77,7 +78,7 @@ def run_demo(spec: ImageSpec, engine: Engine, options: builder.BuildOptions,
          {str(out_dir): {"bind": "/data", "mode": "rw"}}, user)
     say(f"demo done in {took:.1f} s: {os.path.relpath(product)}")
     say(f"  preview (SCI, DQ flags in colour): {os.path.relpath(picture)}")
-    return DemoResult(image, product, took, picture)
+    return DemoResult(shown, product, took, picture)
 
 
 def _run(engine: Engine, image: str, command: list[str], volumes: dict, user: str,

@@ -8,6 +8,7 @@ parsed arguments and a Reporter, and returns an exit code (0 when it returns nor
 from __future__ import annotations
 
 import argparse
+import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,15 @@ class Parents:
 
 
 class Parser(argparse.ArgumentParser):
+    def _check_value(self, action, value):
+        """A value not among the choices, refused with the closest one named."""
+        if action.choices is not None and value not in action.choices:
+            choices = [str(choice) for choice in action.choices]
+            close = difflib.get_close_matches(str(value), choices, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise argparse.ArgumentError(action, f"invalid choice: {value!r} (choose from "
+                                         f"{', '.join(choices)}{hint})")
+
     def error(self, message: str):
         """argparse's refusals (an unknown option, a value not among the choices) as the one
         paragraph every other error is, exit 2; the usage is one --help away."""

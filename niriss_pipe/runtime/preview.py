@@ -29,10 +29,10 @@ OVERLAY = (
     ("DO_NOT_USE", (255, 30, 30)),
     ("REFERENCE_PIXEL", (60, 90, 255)),
 )
-# The JWST pixel flags (stable since the first releases), for an image whose datamodels
-# package has no table to read them from.
-FALLBACK_FLAGS = {"DO_NOT_USE": 1, "SATURATED": 2, "JUMP_DET": 4, "DEAD": 1024, "HOT": 2048,
-                  "REFERENCE_PIXEL": 2 ** 31}
+# The JWST pixel DQ bits (fixed by the standard since the first releases; the unit tests check
+# them against stdatamodels' table, which takes a second to import here).
+PIXEL_FLAGS = {"DO_NOT_USE": 1, "SATURATED": 2, "JUMP_DET": 4, "DEAD": 1024, "HOT": 2048,
+               "REFERENCE_PIXEL": 2 ** 31}
 PRODUCT_SUFFIXES = ("_rate.fits", "_rateints.fits", "_cal.fits", "_i2d.fits")
 THUMBNAIL = 128  # pixels on a side
 PERCENTILES = (0.5, 99.5)
@@ -41,17 +41,6 @@ SOFTENING = 0.03  # asinh softening: smaller shows fainter structure
 
 class PreviewError(Exception):
     """A product that cannot be previewed; the message says why, in one line."""
-
-
-def pixel_flags():
-    """``{flag name: bit value}`` from the image's own datamodels, else the fallback."""
-    for module in ("stdatamodels.jwst.datamodels.dqflags", "jwst.datamodels.dqflags"):
-        try:
-            table = __import__(module, fromlist=["pixel"]).pixel
-        except (ImportError, AttributeError):
-            continue
-        return {name: int(table[name]) for name, _ in OVERLAY if name in table}
-    return dict(FALLBACK_FLAGS)
 
 
 def read_product(path):
@@ -172,7 +161,7 @@ def write_thumbnail(image, out, size=THUMBNAIL):
 def preview(product, out, thumbnail=None):
     """Write the preview (and the thumbnail) of ``product``; return the flag counts."""
     sci, dq, header = read_product(product)
-    image, counts = rgb_image(sci, dq, pixel_flags())
+    image, counts = rgb_image(sci, dq, PIXEL_FLAGS)
     write_preview(image, counts, header, Path(product).name, out)
     if thumbnail:
         write_thumbnail(image, thumbnail)

@@ -49,16 +49,15 @@ def image_area(path: Path) -> np.ndarray:
     return pixels(path)[:600]
 
 
-def test_the_fallback_flags_are_the_jwst_flags():
+def test_the_painted_flags_are_the_jwst_flags():
     from stdatamodels.jwst.datamodels import dqflags
 
-    assert preview.pixel_flags() == {name: dqflags.pixel[name] for name, _ in preview.OVERLAY}
-    assert preview.FALLBACK_FLAGS == {name: dqflags.pixel[name] for name, _ in preview.OVERLAY}
+    assert preview.PIXEL_FLAGS == {name: dqflags.pixel[name] for name, _ in preview.OVERLAY}
 
 
 def test_flags_are_painted_first_match_first_and_counted(tmp_path):
     sci, dq, header = preview.read_product(rate_product(tmp_path / "x_rate.fits"))
-    image, counts = preview.rgb_image(sci, dq, preview.pixel_flags())
+    image, counts = preview.rgb_image(sci, dq, preview.PIXEL_FLAGS)
     assert counts == {"SATURATED": 16, "JUMP_DET": 1, "DO_NOT_USE": 64}
     assert tuple(image[31, 41]) == ORANGE  # saturated (and DO_NOT_USE): saturated wins
     assert tuple(image[5, 5]) == CYAN and tuple(image[10, 0]) == RED
