@@ -69,6 +69,8 @@ def _run(args) -> int:
         return CLOSED_PIPE
     except OSError as exc:  # a path the user gave that the system refused (read-only, full...)
         print(f"error: {os_error_paragraph(exc)}", file=sys.stderr)
+        if getattr(args, "json", False):
+            _json_error(UserError(os_error_paragraph(exc)))
         return 2
 
 

@@ -155,7 +155,7 @@ def test_failed_build_leaves_no_tag_and_no_dangling_image(engine, tmp_path, defa
     assert "the build failed at Step" in message and "--require-hashes" in message
     assert "no tag was changed" in message
     assert "Traceback" not in shown
-    stages = {line.split()[0]: line for line in lines if line.startswith("  ")}
+    stages = {line.split()[0]: line for line in lines if line.startswith("  ") and line.strip()}
     assert "FAILED after" in stages["jwst"] and "cached" not in stages["jwst"], shown
     assert set(_tags("niriss-pipe-test")) <= tags_before  # nothing tagged by this build
     assert dangling() <= before, "the failed build left an untagged image behind"
