@@ -7,6 +7,7 @@ ARGS   ?=
 SYNC_ARGS ?=
 BATCH_ARGS ?=
 CHECK_ARGS ?=
+PREVIEW_ARGS ?=
 
 .PHONY: help demo image images base sync cache test unit unit-offline lint bench bench-sync bench-batch clean
 
@@ -23,7 +24,8 @@ help:
 	@echo "make lint          ruff, and import-linter: layers import only downward"
 	@echo "make bench         benchmarks, results in bench/results/ (ARGS for bench/run.py, SYNC_ARGS"
 	@echo "                   for bench/sync.py, BATCH_ARGS for bench/batch.py, CHECK_ARGS for"
-	@echo "                   bench/cachecheck.py, e.g. --image niriss-pipe:jwst_1584)"
+	@echo "                   bench/cachecheck.py, PREVIEW_ARGS for bench/preview.py, e.g."
+	@echo "                   --image niriss-pipe:jwst_1584)"
 	@echo "make bench-sync    only our sync's downloads against plain crds sync (SYNC_ARGS)"
 	@echo "make bench-batch   only batch throughput: SLURM arrays per runtime against a host loop"
 	@echo "                   (BATCH_ARGS)"
@@ -72,6 +74,7 @@ bench: $(VENV)/.installed
 	$(PY) bench/sync.py $(SYNC_ARGS)
 	$(PY) bench/batch.py $(BATCH_ARGS)
 	$(PY) bench/cachecheck.py $(CHECK_ARGS)
+	$(PY) bench/preview.py $(PREVIEW_ARGS)
 
 bench-sync: $(VENV)/.installed
 	$(PY) bench/sync.py $(SYNC_ARGS)

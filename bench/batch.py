@@ -203,8 +203,9 @@ def batch_run(runtime: str, image: str, work: Path, env: dict | None) -> tuple[l
                                                                                  float, float]:
     """submit (+ wait) through the CLI; the tasks' records, submit epoch and CLI seconds."""
     out = work / f"batch-{runtime}"
+    # --no-preview: the host loop makes no pictures either (bench/preview.py times them).
     args = ["batch", "submit", image, PIPELINE, str(work / "in" / "*.fits"), "-o", str(out),
-            "--cache", str(work / "cache"), "--context", CONTEXT]
+            "--cache", str(work / "cache"), "--context", CONTEXT, "--no-preview"]
     args += ["--local", "-j", "2"] if runtime == "local" else ["--runtime", runtime]
     submitted = time.time()
     took, _ = cli(*args, env=env)

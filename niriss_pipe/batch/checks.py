@@ -8,13 +8,24 @@ from dataclasses import replace
 from pathlib import Path
 
 from niriss_pipe.batch import sbatchopts
-from niriss_pipe.batch.plan import PIPELINE_MAX, PLAN_FILE, RUNTIMES, STRUN_ARG_MAX, SlurmOptions
+from niriss_pipe.batch.plan import (
+    PIPELINE_MAX,
+    PLAN_FILE,
+    RUNTIME_ALIASES,
+    RUNTIMES,
+    STRUN_ARG_MAX,
+    SlurmOptions,
+)
 from niriss_pipe.core import grammar
 from niriss_pipe.core.errors import UserError, opt, prog, shown
+from niriss_pipe.runtime.contract import PARAMETER_MOUNTS
+
+PARAMETER_SUFFIX = ".asdf"  # a strun parameter file: mounted into every task
 
 
 # -- options -------------------------------------------------------------------------------------
 def check_runtime(runtime: str) -> str:
+    runtime = RUNTIME_ALIASES.get(runtime, runtime)
     if runtime not in RUNTIMES:
         raise UserError(f"{opt('runtime')} {shown(runtime)} is an unknown runtime.",
                         f"give {opt('runtime')} one of {', '.join(RUNTIMES)}.")
@@ -23,6 +34,9 @@ def check_runtime(runtime: str) -> str:
 
 
 def check_pipeline(pipeline: str) -> str:
+    """A strun alias or class, or a parameter file (its absolute path)."""
+    if pipeline.endswith(PARAMETER_SUFFIX):
+        return str(check_parameter_file(pipeline, "the pipeline parameter file"))
     if not grammar.full(grammar.DOTTED_IDENTIFIER, pipeline) or len(pipeline) > PIPELINE_MAX:
         raise UserError(f"the pipeline {shown(pipeline)} is not a pipeline or step name.",
                         "give a strun alias (calwebb_detector1, calwebb_image2, ...) or a class "
@@ -51,9 +65,41 @@ def check_image(runtime: str, image: str) -> str:
 
 
 
+def check_parameter_file(value: str, what: str) -> Path:
+    """A strun parameter file: a readable .asdf file whose folder can be bind-mounted
+    read-only into every task (for every runtime); its absolute path."""
+    path = Path(os.path.abspath(value))
+    problem = grammar.text_problem(path.name) or grammar.mount_source_problem(str(path.parent))
+    if problem:
+        raise UserError(f"{what} {shown(value)} is mounted into every task, and its path "
+                        f"cannot be: {problem}.", "move or link it (ln -s) to a path without "
+                        "':', ',' or control characters.")
+    if not path.is_file() or not os.access(path, os.R_OK):
+        raise UserError(f"{what} {shown(value)} is not a readable file.",
+                        "give the path of a strun parameter file (write one with: strun "
+                        "calwebb_detector1 X_uncal.fits --save-parameters my_det1.asdf).")
+    return path
+
+
+def parameter_files(pipeline: str, strun_args: tuple[str, ...]) -> tuple[Path, ...]:
+    """The parameter files among the checked pipeline and strun arguments; at most as many
+    folders as there are mount points for them."""
+    values = [pipeline, *(arg.partition("=")[2] if arg.startswith("-") else arg
+                          for arg in strun_args)]
+    files = tuple(dict.fromkeys(Path(v) for v in values if v.endswith(PARAMETER_SUFFIX)))
+    if len({path.parent for path in files}) > len(PARAMETER_MOUNTS):
+        raise UserError(f"the parameter files are in {len({p.parent for p in files})} folders; "
+                        f"at most {len(PARAMETER_MOUNTS)} can be mounted into a task.",
+                        "put them in one folder.")
+    return files
+
+
 def check_strun_args(args: tuple[str, ...]) -> tuple[str, ...]:
     """Each is shell-quoted in task.sh; a line break or a control character has no place in
-    one, and would break the script's one-command-per-line layout and the logs."""
+    one, and would break the script's one-command-per-line layout and the logs. A .asdf
+    file one names (``--NAME=FILE.asdf`` or ``FILE.asdf``) is a parameter file: checked, and
+    kept by its absolute path (each task mounts it read-only)."""
+    checked = []
     for arg in args:
         problem = grammar.text_problem(arg) or (
             f"it is {len(arg)} characters long (at most {STRUN_ARG_MAX})"
@@ -71,11 +117,19 @@ def check_strun_args(args: tuple[str, ...]) -> tuple[str, ...]:
                             "the batch sets to each task's products/NAME/ (mounted at /data): "
                             "products written elsewhere in the container are lost.",
                             "leave it out; products are in BATCH_DIR/products/NAME/.")
-    return tuple(args)
+        head, equals, value = arg.partition("=") if arg.startswith("-") else ("", "", arg)
+        if value.endswith(PARAMETER_SUFFIX):
+            arg = head + equals + str(check_parameter_file(
+                value, f"the parameter file of {opt('strun_arg')} {shown(arg)}"))
+        checked.append(arg)
+    return tuple(checked)
 
 
 
 def check_context(context: str | None) -> str | None:
+    """A pmap, with or without its ``.pmap`` (returned with it)."""
+    if context is not None:
+        context = grammar.normalise_pmap(context) or context
     if context is not None and not grammar.is_pmap(context):
         raise UserError(f"{opt('context')} {shown(context)} is not a JWST context name.",
                         "give it as jwst_NNNN.pmap (ASCII digits), or leave it out to use the "

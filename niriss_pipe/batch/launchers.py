@@ -13,7 +13,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
-from niriss_pipe.batch.plan import Plan
+from niriss_pipe.batch.plan import Plan, in_container, parameter_mounts
 from niriss_pipe.runtime.contract import CRDS_PATH as CACHE_MOUNT
 from niriss_pipe.runtime.contract import DATA_PATH as OUTPUT_MOUNT
 from niriss_pipe.runtime.contract import ENTRYPOINT_NAME as ENTRYPOINT
@@ -24,7 +24,9 @@ from niriss_pipe.runtime.contract import INPUT_MOUNT
 class RuntimeCommands:
     """What task.sh runs: ``check`` (a shell condition: is the runtime on this node?),
     ``prepare`` lines before the container (each must succeed), ``run`` (the container, in
-    the background) and ``stop`` when the task is signalled (scancel, time limit, Ctrl-C)."""
+    the background), ``preview`` (a second container, after a run that succeeded: PNGs of
+    the products; empty when the batch has none) and ``stop`` when the task is signalled
+    (scancel, time limit, Ctrl-C)."""
 
     tool: str
     check: str
@@ -32,6 +34,7 @@ class RuntimeCommands:
     stop: list[str]
     prepare: list[str]
     notes: str
+    preview: list[str] = ()
 
 
 def q(value: str) -> str:
@@ -39,13 +42,19 @@ def q(value: str) -> str:
 
 
 def strun_words(plan: Plan) -> list[str]:
-    """``strun PIPELINE /mnt/0/NAME --output_dir=/data ARGS`` inside the container."""
-    return [f"strun {q(plan.pipeline)}", f'"{INPUT_MOUNT}/$input_name"',
-            q(f"--output_dir={OUTPUT_MOUNT}"), *(q(arg) for arg in plan.strun_args)]
+    """``strun PIPELINE /mnt/0/NAME --output_dir=/data ARGS`` inside the container (a
+    parameter file by its path under its mount point)."""
+    return [f"strun {q(in_container(plan, plan.pipeline))}", f'"{INPUT_MOUNT}/$input_name"',
+            q(f"--output_dir={OUTPUT_MOUNT}"),
+            *(q(in_container(plan, arg)) for arg in plan.strun_args)]
 
 
-def _engine_run(plan: Plan, tool: str) -> list[str]:
-    """docker/podman run; each item is a chunk the script keeps on one line."""
+PREVIEW = ["python -m niriss_pipe.runtime.preview", f"--products {OUTPUT_MOUNT}"]
+
+
+def _engine_run(plan: Plan, tool: str, preview: bool = False) -> list[str]:
+    """docker/podman run; each item is a chunk the script keeps on one line. ``preview``:
+    the preview container (the products folder only), else strun's."""
     # docker: --init forwards signals to strun. podman needs no init for that (its stop is
     # rm --force --time 0) and its init binary, catatonit, is often not installed.
     words = [f"{tool} run", "--rm", *(["--init"] if tool == "docker" else []),
@@ -53,9 +62,15 @@ def _engine_run(plan: Plan, tool: str) -> list[str]:
              '--user "$(id -u):$(id -g)"']
     if tool == "podman":
         words += ["$userns"]
+    if preview:
+        words += [f'--volume "$products:{OUTPUT_MOUNT}"', f"--workdir {OUTPUT_MOUNT}"]
+        return [*words, q(plan.image_ref), *PREVIEW]
     words += [f'--volume "$input_dir:{INPUT_MOUNT}:ro"',
               f'--volume "$products:{OUTPUT_MOUNT}"',
-              f'--volume "$cache:{CACHE_MOUNT}:ro"', f"--workdir {OUTPUT_MOUNT}"]
+              f'--volume "$cache:{CACHE_MOUNT}:ro"',
+              *(f"--volume {q(f'{folder}:{mount}:ro')}" for folder, mount
+                in parameter_mounts(plan)),
+              f"--workdir {OUTPUT_MOUNT}"]
     if plan.context:
         words += [f"--env {q(f'CRDS_CONTEXT={plan.context}')}"]
     return [*words, q(plan.image_ref), *strun_words(plan)]
@@ -65,7 +80,7 @@ def docker(plan: Plan) -> RuntimeCommands:
     return RuntimeCommands(
         tool="docker", check="command -v docker >/dev/null", run=_engine_run(plan, "docker"),
         stop=["docker", "rm", "--force", '"$container"'],
-        prepare=[],
+        prepare=[], preview=_engine_run(plan, "docker", preview=True) if plan.preview else [],
         notes="the container runs under dockerd, not under this script: on TERM the trap "
               "removes it by name (--init passes signals to strun)")
 
@@ -79,21 +94,24 @@ def podman(plan: Plan) -> RuntimeCommands:
     return RuntimeCommands(
         tool="podman", check="command -v podman >/dev/null", run=_engine_run(plan, "podman"),
         stop=["podman", "rm", "--force", "--time", "0", '"$container"'],
-        prepare=prepare,
+        prepare=prepare, preview=_engine_run(plan, "podman", preview=True) if plan.preview
+        else [],
         notes="rootless podman maps the caller to the same uid in the container "
               "(--userns=keep-id), so products are the caller's")
 
 
 def charliecloud(plan: Plan) -> RuntimeCommands:
-    words = ["ch-run", "--unset-env='*'", "--set-env", "--private-tmp"]
-    if plan.context:
-        words += [q(f"--set-env=CRDS_CONTEXT={plan.context}")]
+    start = ["ch-run", "--unset-env='*'", "--set-env", "--private-tmp"]
+    words = [*start, *([q(f"--set-env=CRDS_CONTEXT={plan.context}")] if plan.context else [])]
     words += [f'--bind="$input_dir:{INPUT_MOUNT}"', f'--bind="$products:{OUTPUT_MOUNT}"',
-              f'--bind="$cache:{CACHE_MOUNT}"', f"--cd={OUTPUT_MOUNT}", q(plan.image_ref),
-              "--", ENTRYPOINT, *strun_words(plan)]
+              f'--bind="$cache:{CACHE_MOUNT}"',
+              *(q(f"--bind={folder}:{mount}") for folder, mount in parameter_mounts(plan)),
+              f"--cd={OUTPUT_MOUNT}", q(plan.image_ref), "--", ENTRYPOINT, *strun_words(plan)]
+    preview = [*start, f'--bind="$products:{OUTPUT_MOUNT}"', f"--cd={OUTPUT_MOUNT}",
+               q(plan.image_ref), "--", ENTRYPOINT, *PREVIEW]
     return RuntimeCommands(
         tool="ch-run", check="command -v ch-run >/dev/null", run=words,
-        stop=["kill", "-TERM", '"$pid"'], prepare=[],
+        stop=["kill", "-TERM", '"$pid"'], prepare=[], preview=preview if plan.preview else [],
         notes="ch-run 0.31 binds read-write: the inputs and the cache stay unchanged because "
               "the image sets CRDS_READONLY_CACHE=1 and strun writes only to --output_dir; "
               "the image itself is mounted read-only")
@@ -104,12 +122,17 @@ def apptainer(plan: Plan) -> RuntimeCommands:
     if plan.context:
         words += [f"--env {q(f'CRDS_CONTEXT={plan.context}')}"]
     words += [f'--bind "$input_dir:{INPUT_MOUNT}:ro"', f'--bind "$products:{OUTPUT_MOUNT}"',
-              f'--bind "$cache:{CACHE_MOUNT}:ro"', f"--pwd {OUTPUT_MOUNT}",
-              q(plan.image_ref), ENTRYPOINT, *strun_words(plan)]
+              f'--bind "$cache:{CACHE_MOUNT}:ro"',
+              *(f"--bind {q(f'{folder}:{mount}:ro')}" for folder, mount
+                in parameter_mounts(plan)),
+              f"--pwd {OUTPUT_MOUNT}", q(plan.image_ref), ENTRYPOINT, *strun_words(plan)]
+    preview = ['"$apptainer" exec', "--containall", f'--bind "$products:{OUTPUT_MOUNT}"',
+               f"--pwd {OUTPUT_MOUNT}", q(plan.image_ref), ENTRYPOINT, *PREVIEW]
     return RuntimeCommands(
         tool="apptainer (or singularity)",
         check='apptainer=$(command -v apptainer || command -v singularity)',
         run=words, stop=["kill", "-TERM", '"$pid"'], prepare=[],
+        preview=preview if plan.preview else [],
         notes="--containall keeps the host's environment, home and /tmp out; the SIF is "
               "read-only")
 

@@ -13,3 +13,4 @@ class Outcome(enum.Enum):
     PLANNED = "planned"          # a dry run: nothing written or run
     CANCELLED = "cancelled"      # cancel asked (or nothing was left to cancel)
     INTERRUPTED = "interrupted"  # Ctrl-C stopped a local run
+    REPORTED = "reported"        # the report page was written (whatever the tasks' states)

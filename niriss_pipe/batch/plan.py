@@ -14,8 +14,10 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from niriss_pipe.core.errors import UserError
+from niriss_pipe.runtime.contract import PARAMETER_MOUNTS
 
 RUNTIMES = ("docker", "podman", "charliecloud", "apptainer")
+RUNTIME_ALIASES = {"singularity": "apptainer"}  # the same tool under its older name
 PLAN_FILE = "batch.json"
 INPUTS_FILE = "inputs.txt"
 TASK_SCRIPT = "task.sh"
@@ -72,6 +74,8 @@ class Plan:
     slurm: SlurmOptions = field(default_factory=SlurmOptions)
     archive: Path | None = None   # podman: load the image from here on a node that lacks it
     submissions: tuple[dict, ...] = ()
+    parameters: tuple[Path, ...] = ()  # strun parameter files (absolute), mounted read-only
+    preview: bool = True          # each task writes PNG previews of its products
 
     def task(self, index: int) -> Task:
         return self.tasks[index - 1]
@@ -81,6 +85,22 @@ class Plan:
 
     def with_submission(self, record: dict) -> Plan:
         return replace(self, submissions=(*self.submissions, record))
+
+
+def parameter_mounts(plan: Plan) -> list[tuple[str, str]]:
+    """``(host folder, mount point)`` of the parameter files' folders, in order: /mnt/1, ..."""
+    folders = list(dict.fromkeys(str(path.parent) for path in plan.parameters))
+    return [(folder, mount) for folder, mount in zip(folders, PARAMETER_MOUNTS)]
+
+
+def in_container(plan: Plan, value: str) -> str:
+    """A pipeline or strun argument as strun sees it: a parameter file's host path (alone or
+    as ``--name=PATH``) becomes its path under its mount point."""
+    mounts = dict(parameter_mounts(plan))
+    head, equals, path = value.partition("=") if value.startswith("-") else ("", "", value)
+    if Path(path) in plan.parameters and str(Path(path).parent) in mounts:
+        return f"{head}{equals}{mounts[str(Path(path).parent)]}/{Path(path).name}"
+    return value
 
 
 def product_dir_name(name: str) -> str:
@@ -96,6 +116,7 @@ def to_json(plan: Plan) -> str:
     data["folder"] = str(plan.folder)
     data["cache"] = str(plan.cache)
     data["archive"] = str(plan.archive) if plan.archive else None
+    data["parameters"] = [str(path) for path in plan.parameters]
     data["tasks"] = len(plan.tasks)
     return json.dumps(data, indent=2, default=str) + "\n"
 
@@ -126,7 +147,9 @@ def load_plan(folder: Path) -> Plan:
                     slurm=SlurmOptions(**{**data["slurm"],
                                           "extra": tuple(data["slurm"]["extra"])}),
                     archive=Path(data["archive"]) if data["archive"] else None,
-                    submissions=tuple(data["submissions"]))
+                    submissions=tuple(data["submissions"]),
+                    parameters=tuple(Path(p) for p in data.get("parameters", ())),
+                    preview=bool(data.get("preview", True)))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise UserError(f"{path} cannot be read ({exc}).",
                         "the batch folder was changed by hand or by another niriss-pipe "

@@ -43,6 +43,7 @@ def context(plan: Plan) -> dict:
         "folder_q": shlex.quote(str(plan.folder)), "cache_q": shlex.quote(str(plan.cache)),
         "suffixes": INPUT_SUFFIXES, "tool": runtime.tool, "check": runtime.check,
         "prepare": runtime.prepare, "run": _wrap(runtime.run),
+        "preview": _wrap(runtime.preview) if runtime.preview else "",
         "stop": " ".join(runtime.stop), "slurm": plan.slurm,
         "notes": textwrap.fill(runtime.notes, 96, initial_indent="# ", subsequent_indent="# "),
         "array": array_spec([task.index for task in plan.tasks], plan.slurm.throttle),

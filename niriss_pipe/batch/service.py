@@ -8,7 +8,6 @@ complete, ``cancel`` stops the batch's jobs (their tasks stop their containers).
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from niriss_pipe.batch.checks import (
     check_slurm,
     check_strun_args,
     count,
+    parameter_files,
 )
 from niriss_pipe.batch.images import choose_image
 from niriss_pipe.batch.inputs import expand_inputs, make_tasks
@@ -47,7 +47,7 @@ from niriss_pipe.batch.summary import outcome, report
 from niriss_pipe.core import grammar
 from niriss_pipe.core.atomic import write_text
 from niriss_pipe.core.errors import UserError, opt, shown
-from niriss_pipe.core.progress import Reporter
+from niriss_pipe.core.progress import Reporter, short_path
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,7 @@ class BatchRequest:
     context: str | None = None
     strun_args: tuple[str, ...] = ()
     slurm: SlurmOptions = SlurmOptions()
+    preview: bool = True
 
 
 # -- submit ----------------------------------------------------------------------------------------
@@ -69,6 +70,7 @@ def plan_batch(request: BatchRequest, reporter: Reporter) -> Plan:
     runtime = check_runtime(request.runtime)
     pipeline = check_pipeline(request.pipeline)
     strun_args = check_strun_args(tuple(request.strun_args))
+    parameters = parameter_files(pipeline, strun_args)
     context = check_context(request.context)
     options = check_slurm(request.slurm)
     folder = check_folder(request.output)
@@ -85,7 +87,8 @@ def plan_batch(request: BatchRequest, reporter: Reporter) -> Plan:
                       "checked by each task instead (the entrypoint's cache check).")
     return Plan(folder=folder, image=request.image, image_ref=image.ref, image_id=image.id,
                 runtime=runtime, pipeline=pipeline, cache=cache, context=context, tasks=tasks,
-                strun_args=strun_args, slurm=options, archive=image.archive)
+                strun_args=strun_args, slurm=options, archive=image.archive,
+                parameters=parameters, preview=request.preview)
 
 
 def dry_run_text(plan: Plan, local: bool, indices: list[int] | None = None) -> str:
@@ -140,19 +143,52 @@ def _workers(workers: int | str) -> int:
     return count("-j/--jobs", workers, "it is how many tasks --local runs at once, e.g. -j 4.")
 
 
-def status(folder: Path, reporter: Reporter, as_json: bool = False) -> Outcome:
+def _statuses(folder: Path, reporter: Reporter) -> tuple[Plan, list[batchstate.TaskStatus]]:
     plan = load_plan(folder)
     if any(s["mode"] == "slurm" for s in plan.submissions) and not slurm.available():
         reporter.warn("SLURM's squeue is not on PATH here: tasks that have not recorded an end "
                       "show as lost or pending from their records alone; ask on the login "
                       "node for their real state.")
-    statuses = batchstate.task_statuses(plan)
-    if as_json:
-        reporter.say(json.dumps({"folder": str(plan.folder),
-                                 "summary": batchstate.counts(statuses),
-                                 "tasks": [s.as_dict() for s in statuses]}, indent=2))
-        return outcome(statuses)
+    return plan, batchstate.task_statuses(plan)
+
+
+def status(folder: Path, reporter: Reporter) -> Outcome:
+    plan, statuses = _statuses(folder, reporter)
     return report(plan, reporter, statuses=statuses)
+
+
+def status_document(folder: Path, reporter: Reporter) -> tuple[dict, Outcome]:
+    """What ``status --json`` prints, and the outcome."""
+    plan, statuses = _statuses(folder, reporter)
+    return ({"folder": str(plan.folder), "summary": batchstate.counts(statuses),
+             "tasks": [s.as_dict() for s in statuses]}, outcome(statuses))
+
+
+def submission_document(folder: Path, result: Outcome) -> dict:
+    """What ``submit --json`` prints: the batch and its latest submission (job ids)."""
+    plan = load_plan(folder)
+    latest = plan.submissions[-1] if plan.submissions else {}
+    jobs = list(batchstate.submission_jobs(latest)) or ([latest["job"]] if latest else [])
+    document = {"folder": str(plan.folder), "mode": latest.get("mode"), "jobs": jobs,
+                "arrays": latest.get("array"), "tasks": len(plan.tasks),
+                "pipeline": plan.pipeline, "image": plan.image, "image_id": plan.image_id,
+                "runtime": plan.runtime, "outcome": result.name.lower()}
+    if latest.get("mode") == "local":
+        statuses = batchstate.task_statuses(plan)
+        document["summary"] = batchstate.counts(statuses)
+        document["tasks"] = [s.as_dict() for s in statuses]
+    return document
+
+
+def report_page(folder: Path, reporter: Reporter, output: Path | None = None) -> Outcome:
+    """Write the batch's HTML report (default: DIR/report.html), whatever its tasks' states
+    (``status`` says how they ended)."""
+    from niriss_pipe.batch.report import write_report
+
+    plan, statuses = _statuses(folder, reporter)
+    path = write_report(plan, statuses, output)
+    reporter.say(f"wrote {short_path(path)}: {batchstate.summary(statuses)}")
+    return Outcome.REPORTED
 
 
 def wait(folder: Path, reporter: Reporter, timeout: float | None = None,

@@ -2,7 +2,8 @@
 
 It shows the whole user path: build the default spec, put a (synthetic) context
 into the host cache ``crds_cache/``, then run ``strun`` in the image with that
-cache mounted read-only, no network, as the calling user, writing to ``demo/``.
+cache mounted read-only, no network, as the calling user, writing to ``demo/``,
+and a PNG preview of the product made with the image's own matplotlib.
 The synthetic context uses serial 9999, reserved so it can never shadow a real
 STScI context in the same cache.
 """
@@ -30,6 +31,7 @@ class DemoResult:
     image: str
     product: Path
     seconds: float
+    preview: Path | None = None
 
 
 def host_user() -> str:
@@ -41,7 +43,8 @@ def run_demo(spec: ImageSpec, engine: Engine, options: builder.BuildOptions,
              out_dir: Path = DEMO_DIR) -> DemoResult:
     say = engine.reporter.say
     result = builder.build(spec, engine, options)
-    image = f"{spec.name}:{result.tags[0]}"
+    shown = f"{spec.name}:{result.tags[0]}"
+    image = result.image_id  # what was built and self-tested, even if the tag moves meanwhile
     cache = options.cache.resolve()
     out_dir = out_dir.resolve()
     for folder in (cache, out_dir):
@@ -57,7 +60,7 @@ def run_demo(spec: ImageSpec, engine: Engine, options: builder.BuildOptions,
          {str(out_dir): {"bind": "/data", "mode": "rw"}}, user)
 
     say(f"running: docker run --rm --network none --user {user} -v {cache}:/crds:ro "
-        f"-v {out_dir}:/data -e CRDS_CONTEXT={CONTEXT} {image} strun calwebb_detector1 "
+        f"-v {out_dir}:/data -e CRDS_CONTEXT={CONTEXT} {shown} strun calwebb_detector1 "
         f"{EXPOSURE}")
     started = time.monotonic()
     _run(engine, image, ["strun", "calwebb_detector1", EXPOSURE],
@@ -69,8 +72,13 @@ def run_demo(spec: ImageSpec, engine: Engine, options: builder.BuildOptions,
     if not product.is_file():
         raise EngineError(f"the demo run finished but {product} was not written.",
                           f"run '{prog()} demo -v' to see the pipeline log.")
+    picture = product.with_suffix(".png")
+    _run(engine, image, ["python", "-m", "niriss_pipe.runtime.preview", f"/data/{product.name}",
+                         f"/data/{picture.name}"],
+         {str(out_dir): {"bind": "/data", "mode": "rw"}}, user)
     say(f"demo done in {took:.1f} s: {os.path.relpath(product)}")
-    return DemoResult(image, product, took)
+    say(f"  preview (SCI, DQ flags in colour): {os.path.relpath(picture)}")
+    return DemoResult(shown, product, took, picture)
 
 
 def _run(engine: Engine, image: str, command: list[str], volumes: dict, user: str,

@@ -7,25 +7,33 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from niriss_pipe.cli.defaults import CACHE_HELP, default_cache
 from niriss_pipe.cli.images import crds_server
-from niriss_pipe.core.errors import UserError, prog
+from niriss_pipe.cli.output import emit
+from niriss_pipe.core import grammar
+from niriss_pipe.core.errors import UserError, opt, prog
 from niriss_pipe.core.progress import Reporter, human_bytes
+
+SCOPES = ("none", "instrument", "datasets")  # the spec's crds.scope words
 
 
 def add_parsers(sub, parents) -> None:
-    common = parents.common
-    p = sub.add_parser("sync", parents=[common],
+    common, as_json = parents.common, parents.json
+    p = sub.add_parser("sync", parents=[common, as_json],
                        help="fill a CRDS cache for a context with the real crds client")
     p.add_argument("spec", type=Path, nargs="?", metavar="SPEC",
                    help="take the context from this spec (or give --context)")
-    p.add_argument("--context", metavar="PMAP", help="the pipeline context, e.g. jwst_1584.pmap")
-    p.add_argument("--cache", type=Path, default=Path("crds_cache"),
-                   help="the CRDS cache to fill (default: crds_cache/)")
-    p.add_argument("--references", choices=("none", "instrument", "datasets"),
-                   default="instrument", help="none: mappings only; instrument: all NIRISS "
-                   "references of the context (default); datasets: only those --datasets select")
+    p.add_argument("--context", metavar="PMAP",
+                   help="the pipeline context, e.g. jwst_1584 or jwst_1584.pmap")
+    p.add_argument("--cache", type=Path, default=default_cache(),
+                   help=f"the CRDS cache to fill {CACHE_HELP}")
+    p.add_argument("--scope", "--references", choices=SCOPES, default=None,
+                   help="what to fetch, as the spec's crds.scope: none: mappings only; "
+                   "instrument: all NIRISS references of the context (the default); datasets: "
+                   "only those the --datasets select (the default when --datasets is given)")
     p.add_argument("--datasets", type=Path, nargs="+", default=[], metavar="FITS|DIR",
-                   help="exposures (or folders of *_uncal.fits) for --references datasets")
+                   help="exposures (or folders of *_uncal.fits) whose references to fetch; "
+                   "implies --scope datasets")
     p.add_argument("--for", type=Path, dest="product", metavar="PRODUCT.fits",
                    help="exactly the references a calibrated product names (its R_* keywords) "
                    "and its context's mappings (its CRDS_CTX)")
@@ -40,37 +48,69 @@ def add_parsers(sub, parents) -> None:
 
     p = sub.add_parser("verify-cache", parents=[common],
                        help="offline: every context complete, every verified file unchanged")
-    p.add_argument("--cache", type=Path, default=Path("crds_cache"))
+    p.add_argument("--cache", type=Path, default=default_cache(), help=f"the cache {CACHE_HELP}")
     p.set_defaults(handler=verify_cache)
 
-    p = sub.add_parser("cache", parents=[common],
+    p = sub.add_parser("cache", parents=[common, as_json],
                        help="list what a CRDS cache holds; prune what no kept context needs")
-    p.add_argument("--cache", type=Path, default=Path("crds_cache"))
+    p.add_argument("--cache", type=Path, default=default_cache(), help=f"the cache {CACHE_HELP}")
     p.add_argument("--prune", action="store_true",
                    help="remove mappings and references that no --keep context uses")
     p.add_argument("--keep", nargs="+", default=[], metavar="SPEC|PMAP",
-                   help="contexts to keep, as specs or pmap names (default: every spec in "
-                   "images/)")
+                   help="contexts to keep, as specs or pmap names (jwst_1584 or "
+                   "jwst_1584.pmap; default: every spec in images/)")
     p.add_argument("--dry-run", action="store_true", help="with --prune: only list")
     p.set_defaults(handler=cache)
 
 
+def pmap_name(value: str) -> str:
+    """A pmap as the user may write it (``jwst_1584`` or ``jwst_1584.pmap``), with its suffix;
+    anything else is passed on as given, for the check that names it."""
+    return grammar.normalise_pmap(value) or value
+
+
+def sync_scope(args) -> str:
+    """--scope, else datasets when --datasets is given (it implies it), else instrument."""
+    if args.datasets and args.scope not in (None, "datasets"):
+        raise UserError(f"{opt('datasets')} selects references by exposure, but "
+                        f"{opt('scope')} is {args.scope}.",
+                        f"leave out {opt('scope')} (or give {opt('scope')} datasets), or leave "
+                        f"out {opt('datasets')} to fetch the scope '{args.scope}'.")
+    return args.scope or ("datasets" if args.datasets else "instrument")
+
+
 def sync(args, reporter: Reporter) -> int:
     from niriss_pipe.crds.sync import SyncRequest, sync
-    from niriss_pipe.spec.load import load_spec
 
     if args.product:
         return _sync_for(args, reporter)
-    context = args.context or (load_spec(args.spec).context if args.spec else None)
+    scope = sync_scope(args)
+    context = pmap_name(args.context) if args.context else None
+    if context is None and args.spec:
+        from niriss_pipe.spec.load import load_spec
+
+        context = load_spec(args.spec).context
     if context is None:
         raise UserError("no context to sync.", f"give a spec ({prog()} sync "
                         "images/default.yaml), --context jwst_NNNN.pmap or --for PRODUCT.fits.")
-    result = sync(SyncRequest(context=context, cache=args.cache, scope=args.references,
+    result = sync(SyncRequest(context=context, cache=args.cache, scope=scope,
                               datasets=tuple(args.datasets), server=crds_server(args.server),
                               jobs=args.jobs, assume_yes=args.yes, verify=args.verify),
                   reporter)
+    mount = f"-v {args.cache.resolve()}:/crds:ro"
+    if args.json:
+        fetched = [result.mappings, result.references]
+        emit({"cache": str(args.cache.resolve()), "context": context, "scope": scope,
+              "mappings": len(result.mapping_files), "references": len(result.reference_names),
+              "fetched": {"files": sum(len(r.fetched) for r in fetched),
+                          "bytes": sum(r.bytes for r in fetched),
+                          "seconds": round(sum(r.seconds for r in fetched), 3)},
+              "already_present": sum(len(r.skipped) for r in fetched),
+              "repaired": [name for r in fetched for name in r.repaired],
+              "mount": mount})
+        return 0
     reporter.say(f"{args.cache}: {context} ready offline ({len(result.reference_names)} "
-                 f"references); mount it with -v {args.cache.resolve()}:/crds:ro")
+                 f"references); mount it with {mount}")
     return 0
 
 
@@ -78,7 +118,7 @@ def _sync_for(args, reporter: Reporter) -> int:
     from niriss_pipe.crds.product import read_product
     from niriss_pipe.crds.sync import SyncRequest, sync
 
-    if args.spec or args.context or args.datasets or args.references != "instrument":
+    if args.spec or args.context or args.datasets or args.scope is not None:
         raise UserError("sync --for takes the context and the references from the product.",
                         "give --for PRODUCT.fits alone (with --cache, --server).")
     product = read_product(args.product)
@@ -111,14 +151,28 @@ def cache(args, reporter: Reporter) -> int:
     from niriss_pipe.spec.load import load_spec
 
     if not args.prune:
-        reporter.say(report.listing(args.cache))
+        if not args.json:
+            reporter.say(report.listing(args.cache))
+            return 0
+        summary = report.summary_of(args.cache)
+        emit({"cache": str(args.cache.resolve()), "bytes": summary.total,
+              "contexts": {name: summary.states.get(name, "not checked")
+                           for name in summary.contexts},
+              "references": [{"instrument": instrument, "reftype": reftype, "files": files,
+                              "bytes": nbytes}
+                             for (instrument, reftype), (files, nbytes)
+                             in summary.sizes.items()]})
         return 0
     if args.keep:
-        keep = [item if item.endswith(".pmap") else load_spec(item).context for item in args.keep]
+        keep = [grammar.normalise_pmap(item) or load_spec(item).context for item in args.keep]
     else:  # every shipped spec's context that this cache holds
         held = {p.name for p in (args.cache / "mappings" / "jwst").glob("*.pmap")}
         keep = sorted({load_spec(p).context for p in Path("images").glob("*.yaml")} & held)
     pruned = report.prune(args.cache, keep, dry_run=args.dry_run, reporter=reporter)
+    if args.json:
+        emit({"cache": str(args.cache.resolve()), "dry_run": args.dry_run, "kept": keep,
+              "removed": [str(p) for p in pruned.removed], "bytes": pruned.bytes})
+        return 0
     reporter.say(f"{'would remove' if args.dry_run else 'removed'} {len(pruned.removed)} files "
                  f"({human_bytes(pruned.bytes)}) not used by "
                  f"{', '.join(keep) or 'any kept context'}")

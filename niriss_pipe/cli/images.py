@@ -11,21 +11,26 @@ import os
 import sys
 from pathlib import Path
 
+from niriss_pipe.cli.buildlog import build_log
+from niriss_pipe.cli.defaults import CACHE_HELP, default_cache
+from niriss_pipe.cli.output import emit
 from niriss_pipe.core.errors import UserError, prog
-from niriss_pipe.core.progress import Reporter
+from niriss_pipe.core.progress import Reporter, short_path
 
 DEFAULT_SPEC = Path("images/default.yaml")
 
 
 def add_parsers(sub, parents) -> None:
-    common, building = parents.common, parents.building
-    p = sub.add_parser("validate", parents=[common], help="check specs; print tags and labels")
+    common, building, as_json = parents.common, parents.building, parents.json
+    p = sub.add_parser("validate", parents=[common, as_json],
+                       help="check specs; print tags and labels")
     p.add_argument("specs", nargs="+", type=Path, metavar="SPEC")
     p.set_defaults(handler=validate)
 
     p = sub.add_parser("new", parents=[common],
                        help="write a spec for a pmap or a jwst release from the release catalog")
-    p.add_argument("--pmap", help="e.g. jwst_0579: the newest release tested at or below it")
+    p.add_argument("--pmap", help="e.g. jwst_0579 (or jwst_0579.pmap): the newest release "
+                   "tested at or below it")
     p.add_argument("--jwst", metavar="VERSION",
                    help="e.g. 1.12.5: with its tested context (or with --pmap, that pair)")
     p.add_argument("--from", type=Path, dest="product", metavar="PRODUCT.fits",
@@ -51,8 +56,9 @@ def add_parsers(sub, parents) -> None:
     p.add_argument("spec", type=Path, metavar="SPEC")
     p.set_defaults(handler=render)
 
-    p = sub.add_parser("build", parents=[common, building],
-                       help="build, self-test and tag images from specs")
+    p = sub.add_parser("build", parents=[common, building, as_json],
+                       help="build, self-test and tag images from specs (the whole log goes to "
+                       "build/logs/)")
     p.add_argument("specs", nargs="*", type=Path, metavar="SPEC",
                    help=f"image specs (default: {DEFAULT_SPEC})")
     p.add_argument("--force", action="store_true", help="build even if the content tag exists")
@@ -82,7 +88,8 @@ def add_parsers(sub, parents) -> None:
     p = sub.add_parser("clean", parents=[common],
                        help="remove images, demo output and synthetic contexts this tool made")
     p.add_argument("--dry-run", action="store_true", help="only list what would be removed")
-    p.add_argument("--cache", type=Path, default=Path("crds_cache"))
+    p.add_argument("--cache", type=Path, default=default_cache(),
+                   help=f"the cache the demo wrote its synthetic context into {CACHE_HELP}")
     p.set_defaults(handler=clean)
 
 
@@ -98,6 +105,8 @@ def validate(args, reporter: Reporter) -> int:
     from niriss_pipe.render import names
     from niriss_pipe.spec.load import load_spec
 
+    if args.json:
+        return _validate_json(args.specs, reporter)
     for path in args.specs:
         spec = load_spec(path)
         for warning in spec.warnings:
@@ -108,6 +117,31 @@ def validate(args, reporter: Reporter) -> int:
             for key, value in names.labels(spec, spec.niriss_imap):
                 reporter.say(f"  {key}={value}")
     return 0
+
+
+def _validate_json(paths: list[Path], reporter: Reporter) -> int:
+    """Every spec, valid or not (exit 2 when any is not), as one document."""
+    from niriss_pipe.render import names
+    from niriss_pipe.spec.load import load_spec
+
+    results = []
+    for path in paths:
+        try:
+            spec = load_spec(path)
+        except UserError as err:
+            reporter.say(f"error: {err.paragraph()}")
+            results.append({"path": str(path), "ok": False, "error": err.paragraph()})
+            continue
+        results.append({
+            "path": str(path), "ok": True, "name": spec.name, "context": spec.context,
+            "tags": [f"{spec.name}:{names.pmap_tag(spec)}", f"{spec.name}:{names.full_tag(spec)}"],
+            "jwst": spec.jwst.version or f"{spec.jwst.git}@{spec.jwst.ref}",
+            "python": spec.python_version, "manager": spec.manager,
+            "references": spec.references, "scope": spec.scope,
+            "labels": dict(names.labels(spec, spec.niriss_imap)),
+            "warnings": list(spec.warnings)})
+    emit({"specs": results})
+    return 0 if all(r["ok"] for r in results) else 2
 
 
 def new(args, reporter: Reporter) -> int:
@@ -221,9 +255,25 @@ def build(args, reporter: Reporter) -> int:
                            crds_server=crds_server(args.server),
                            selftest=not args.no_selftest, force=args.force,
                            no_cache=args.no_cache)
+    built = []
     for spec in specs:
-        build(spec, engine, options)
+        with build_log(reporter, spec.path.stem) as log:
+            result = build(spec, engine, options)
+        built.append({"spec": str(spec.path), "image_id": result.image_id,
+                      "tags": [f"{spec.name}:{tag}" for tag in result.tags],
+                      "content_tag": f"{spec.name}:{result.content_tag}",
+                      "built": result.built, "seconds": round(result.seconds, 1),
+                      "selftest": _selftest_line(result.selftest_output),
+                      "log": short_path(log)})
+    if args.json:
+        emit({"images": built})
     return 0
+
+
+def _selftest_line(output: str) -> str | None:
+    """``selftest: PASS (jwst 3.0.0, 12 steps, 12.5 s)`` from the self-test's output."""
+    lines = [line.strip() for line in output.splitlines() if line.strip().startswith("selftest:")]
+    return lines[-1] if lines else None
 
 
 def _buildable(paths: list[Path], reporter: Reporter) -> list:
@@ -261,7 +311,8 @@ def base(args, reporter: Reporter) -> int:
         reporter.say(f"{spec.base.reference} already exists ({existing[7:19]}); remove it "
                      f"(docker rmi {spec.base.reference}) to make it anew.")
         return 0
-    make_debootstrap_base(engine, spec.base)
+    with build_log(reporter, f"base-{spec.base.suite}"):
+        make_debootstrap_base(engine, spec.base)
     return 0
 
 
@@ -284,7 +335,8 @@ def demo(args, reporter: Reporter) -> int:
     from niriss_pipe.spec.load import load_spec
 
     spec = load_spec(args.spec)
-    run_demo(spec, Engine(reporter), BuildOptions(ca_bundle=args.ca_bundle, cache=args.cache))
+    with build_log(reporter, f"demo-{spec.path.stem}"):
+        run_demo(spec, Engine(reporter), BuildOptions(ca_bundle=args.ca_bundle, cache=args.cache))
     return 0
 
 

@@ -42,16 +42,23 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     program = prog or program_name(sys.argv[0])
     parser = build_parser(program)
     with errors.speaking(errors.Words(program=program, options=parser.option_flags)):
-        args = parser.parse_args(argv)
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # --help, --version, or argparse's one-paragraph refusal
+            return exc.code if isinstance(exc.code, int) else 2
         return _run(args)
 
 
 def _run(args) -> int:
-    reporter = Reporter(verbose=args.verbose)
+    # --json and --parsable: stdout holds only the result, everything else goes to stderr.
+    machine = getattr(args, "json", False) or getattr(args, "parsable", False)
+    reporter = Reporter(verbose=args.verbose, out=sys.stderr if machine else None)
     try:
         return args.handler(args, reporter) or 0
     except UserError as err:
         print(f"error: {err.display(_terminal_width(sys.stderr))}", file=sys.stderr)
+        if getattr(args, "json", False):
+            _json_error(err)
         return exit_code(err)
     except KeyboardInterrupt:
         print("interrupted: nothing half-done was kept (tags move and cache files take their "
@@ -62,7 +69,21 @@ def _run(args) -> int:
         return CLOSED_PIPE
     except OSError as exc:  # a path the user gave that the system refused (read-only, full...)
         print(f"error: {os_error_paragraph(exc)}", file=sys.stderr)
+        if getattr(args, "json", False):
+            _json_error(UserError(os_error_paragraph(exc)))
         return 2
+
+
+def _json_error(err: UserError) -> None:
+    """With --json, a refusal is a document too (unless the command already printed one)."""
+    from niriss_pipe.cli.output import emit
+
+    if getattr(err, "emitted", False):
+        return
+    try:
+        emit({"error": err.paragraph(), "exit": exit_code(err), "kind": type(err).__name__})
+    except BrokenPipeError:
+        _silence_stdout()
 
 
 def _silence_stdout() -> None:

@@ -1,26 +1,27 @@
-"""Commands on provenance: inspect, verify, repro.
+"""Commands on provenance: inspect, verify, compare, repro.
 
 Library modules are imported inside each handler (see cli/images.py).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from niriss_pipe.cli.buildlog import build_log
 from niriss_pipe.cli.images import DEFAULT_SPEC, crds_server
+from niriss_pipe.cli.output import emit
+from niriss_pipe.core.errors import VerificationError
 from niriss_pipe.core.progress import Reporter
 
 
 def add_parsers(sub, parents) -> None:
-    common, building = parents.common, parents.building
-    p = sub.add_parser("inspect", parents=[common],
+    common, building, as_json = parents.common, parents.building, parents.json
+    p = sub.add_parser("inspect", parents=[common, as_json],
                        help="what an image holds and how it was built (labels + one offline run)")
     p.add_argument("image", metavar="IMAGE")
-    p.add_argument("--json", action="store_true", help="print it as JSON")
     p.set_defaults(handler=inspect)
 
-    p = sub.add_parser("verify", parents=[common, building],  # --rebuild builds
+    p = sub.add_parser("verify", parents=[common, building, as_json],  # --rebuild builds
                        help="check an image against its lock, its labels and its self-test")
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("--no-selftest", action="store_true",
@@ -33,12 +34,11 @@ def add_parsers(sub, parents) -> None:
                    "image's spec label)")
     p.set_defaults(handler=verify)
 
-    p = sub.add_parser("compare", parents=[common],
+    p = sub.add_parser("compare", parents=[common, as_json],
                        help="two images: the same id, or which config fields, layers and files "
                        "differ")
     p.add_argument("first", metavar="IMAGE")
     p.add_argument("second", metavar="IMAGE")
-    p.add_argument("--json", action="store_true", help="print the differences as JSON")
     p.set_defaults(handler=compare)
 
     p = sub.add_parser("repro", parents=[common, building],
@@ -55,8 +55,10 @@ def inspect(args, reporter: Reporter) -> int:
     from niriss_pipe.provenance.inspect import format_inspection, inspect_image
 
     info = inspect_image(Engine(reporter), args.image)
-    reporter.say(json.dumps(info, indent=2, sort_keys=True) if args.json
-                 else format_inspection(info))
+    if args.json:
+        emit(info)
+    else:
+        reporter.say(format_inspection(info))
     return 0
 
 
@@ -67,12 +69,27 @@ def verify(args, reporter: Reporter) -> int:
     from niriss_pipe.provenance.verify import verify_image
 
     engine = Engine(reporter)
-    verify_image(engine, args.image, selftest=not args.no_selftest)
+    try:
+        checks = verify_image(engine, args.image, selftest=not args.no_selftest)
+    except VerificationError as err:
+        if args.json:  # the checks as they came out, then the error paragraph on stderr
+            emit({"image": args.image, "verified": False,
+                  "checks": [_check(c) for c in getattr(err, "checks", [])],
+                  "error": err.paragraph()})
+            err.emitted = True
+        raise
     if args.rebuild:
         options = BuildOptions(ca_bundle=args.ca_bundle, cache=args.cache,
                                crds_server=crds_server(args.server))
         rebuild_image(engine, args.image, options, args.spec)
+    if args.json:
+        emit({"image": args.image, "verified": True, "checks": [_check(c) for c in checks],
+              **({"rebuild": "identical"} if args.rebuild else {})})
     return 0
+
+
+def _check(check) -> dict:
+    return {"name": check.name, "ok": check.ok, "summary": check.summary}
 
 
 def compare(args, reporter: Reporter) -> int:
@@ -86,7 +103,7 @@ def compare(args, reporter: Reporter) -> int:
     first, second = (get_image(engine, name).id for name in (args.first, args.second))
     diff = compare_images(engine, first, second)
     if args.json:
-        reporter.say(json.dumps({**asdict(diff), "same": diff.same}, indent=2))
+        emit({**asdict(diff), "same": diff.same})
     else:
         reporter.say(f"{args.first} and {args.second}:")
         for line in diff.lines():
@@ -101,5 +118,6 @@ def repro(args, reporter: Reporter) -> int:
 
     options = BuildOptions(ca_bundle=args.ca_bundle, cache=args.cache,
                            crds_server=crds_server(args.server))
-    repro(args.spec, Engine(reporter), options, keep=args.keep)
+    with build_log(reporter, f"repro-{args.spec.stem}"):
+        repro(args.spec, Engine(reporter), options, keep=args.keep)
     return 0

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from niriss_pipe.cli.defaults import CACHE_HELP, default_cache
+from niriss_pipe.cli.output import emit
 from niriss_pipe.core.progress import Reporter
 
 EXIT_CODES = {"identical": 0, "within tolerance": 0, "different": 1}
 
 
 def add_parsers(sub, parents) -> None:
-    p = sub.add_parser("reproduce", parents=[parents.common],
+    p = sub.add_parser("reproduce", parents=[parents.common, parents.json],
                        help="run a product's pipeline again in the image of its CAL_VER and "
                        "compare the result with it")
     p.add_argument("product", type=Path, metavar="PRODUCT.fits",
@@ -24,9 +26,9 @@ def add_parsers(sub, parents) -> None:
     p.add_argument("--image", metavar="IMAGE",
                    help="the image to run (default: a local one whose jwst is the product's "
                    "CAL_VER)")
-    p.add_argument("--cache", type=Path, default=Path("crds_cache"),
-                   help="the CRDS cache holding the product's context and references "
-                   "(default: crds_cache/; fill it with sync --for PRODUCT.fits)")
+    p.add_argument("--cache", type=Path, default=default_cache(),
+                   help="the CRDS cache holding the product's context and references (fill it "
+                   f"with sync --for PRODUCT.fits) {CACHE_HELP}")
     p.add_argument("--rtol", type=float, default=0.0, metavar="X",
                    help="relative tolerance for float arrays (default 0: bit for bit)")
     p.add_argument("--atol", type=float, default=0.0, metavar="Y",
@@ -44,4 +46,9 @@ def reproduce(args, reporter: Reporter) -> int:
     request = ReproduceRequest(product=args.product, input=args.input, image=args.image,
                                cache=args.cache, rtol=args.rtol, atol=args.atol,
                                output=args.output)
-    return EXIT_CODES[reproduce(Engine(reporter), request).verdict]
+    result = reproduce(Engine(reporter), request)
+    if args.json:
+        emit({"product": str(args.product), "image": result.image, "verdict": result.verdict,
+              "report": str(result.report), "seconds": round(result.seconds, 1),
+              "comparison": result.answer.get("comparison", {})})
+    return EXIT_CODES[result.verdict]

@@ -95,6 +95,14 @@ class UserError(Exception):
         text = " ".join(parts)
         return f"{text}\n{detail}" if detail else text
 
+    def naming_log(self, path) -> UserError:
+        """The same error, its fix also naming the command's whole log (once)."""
+        if str(path) not in self.paragraph():
+            fix, newline, detail = self.fix.partition("\n")
+            self.fix = f"{fix} The whole log: {path}".strip() + newline + detail
+            self.args = (self.paragraph(),)
+        return self
+
     def display(self, width: int | None = None) -> str:
         """The paragraph for a reader: wrapped at ``width`` (a terminal's), whole otherwise."""
         text = self.paragraph()

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from niriss_pipe.core.progress import Reporter, human_bytes
+from niriss_pipe.core.progress import Reporter, TransferProgress
 from niriss_pipe.crds.manifest import Manifest, sha1_of
 
 __all__ = ["CacheWriteError", "DownloadError", "FetchReport", "Manifest", "Wanted", "fetch",
@@ -130,36 +130,7 @@ def _shut_down(response) -> None:
     sock.close()
 
 
-class _Progress:
-    """``refs  12/40 files  123.4 MiB/456.7 MiB  45.6 MiB/s``: one updating line on a
-    terminal, a line every few seconds otherwise."""
-
-    def __init__(self, reporter: Reporter, label: str, files: int, total: int):
-        self.reporter, self.label, self.files, self.total = reporter, label, files, total
-        self.done_files = self.done_bytes = 0
-        self.started = self.last = time.monotonic()
-        self.lock = threading.Lock()
-        self.tty = getattr(reporter.out, "isatty", lambda: False)()
-
-    def add(self, nbytes: int = 0, files: int = 0) -> None:
-        with self.lock:
-            self.done_bytes += nbytes
-            self.done_files += files
-            now = time.monotonic()
-            if now - self.last >= (0.2 if self.tty else 5.0):
-                self.last = now
-                self._show(end="\r" if self.tty else "\n")
-
-    def _show(self, end: str) -> None:
-        took = max(time.monotonic() - self.started, 1e-6)
-        line = (f"  {self.label} {self.done_files}/{self.files} files  "
-                f"{human_bytes(self.done_bytes)}/{human_bytes(self.total)}  "
-                f"{human_bytes(self.done_bytes / took)}/s")
-        print(line.ljust(72), end=end, file=self.reporter.out, flush=True)
-
-    def close(self) -> None:
-        if self.tty:
-            print(" " * 72, end="\r", file=self.reporter.out, flush=True)
+_Progress = TransferProgress  # files, bytes, percent, rate and time left
 
 
 def fetch(files: list[Wanted], manifest: Manifest, *, jobs: int = 8,

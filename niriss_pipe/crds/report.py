@@ -114,11 +114,16 @@ def prune(cache: Path, keep: list[str], *, dry_run: bool, reporter) -> Pruned:
     return Pruned(doomed, total, keep)
 
 
-def listing(cache: Path) -> str:
+def summary_of(cache: Path) -> CacheSummary:
     """What the cache holds, per context, instrument and reference type."""
     check_readable(cache)
     try:
-        return format_summary(cache, summarize(cache))
+        return summarize(cache)
     except OSError as exc:
         raise os_error(exc, opt("cache"), "make the cache readable by this user, or run as "
                        "its owner.") from None
+
+
+def listing(cache: Path) -> str:
+    """``summary_of`` as the lines ``build.py cache`` prints."""
+    return format_summary(cache, summary_of(cache))

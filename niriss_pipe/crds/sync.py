@@ -163,7 +163,7 @@ def check_space(cache: Path, todo: list[Wanted], label: str, extra: int = 0) -> 
             f"({human_bytes(sum(w.size for w in todo))} of files); nothing of them was written.",
             f"free space there, or give {opt('cache')} a folder on a disk with room (a cache can "
             "be moved or mounted anywhere)"
-            + (f", or fetch less with {opt('references')} datasets {opt('datasets')} <exposures>"
+            + (f", or fetch less with {opt('scope')} datasets {opt('datasets')} <exposures>"
                if label == "references" else "") + "; then run the same sync again.")
 
 
@@ -194,11 +194,11 @@ def _check(request: SyncRequest) -> None:
         raise UserError(f"'{request.context}' is not a CRDS pipeline context name.",
                         "give a pmap like jwst_1584.pmap.")
     if request.scope not in SCOPES:
-        raise UserError(f"{opt('references')} {request.scope}: not one of {', '.join(SCOPES)}.",
+        raise UserError(f"{opt('scope')} {request.scope}: not one of {', '.join(SCOPES)}.",
                         "use none, instrument or datasets.")
     if request.scope == "datasets":
         if not request.datasets:
-            raise UserError(f"{opt('references')} datasets needs the exposures to sync for.",
+            raise UserError(f"{opt('scope')} datasets needs the exposures to sync for.",
                             f"add {opt('datasets')} FILE... (or a folder of *_uncal.fits).")
         for path in request.datasets:
             if not path.exists():
@@ -303,7 +303,7 @@ def _confirm(request: SyncRequest, total: int, count: int) -> None:
         raise UserError(f"this sync would download {human_bytes(total)} (over the "
                         f"{human_bytes(request.confirm_over)} threshold).",
                         f"re-run with {opt('yes')}, or narrow it with "
-                        f"{opt('references')} datasets.")
+                        f"{opt('scope')} datasets.")
     if input(question).strip().lower() not in ("y", "yes"):
         raise UserError("sync cancelled; nothing was downloaded.", "")
 

@@ -24,7 +24,11 @@ class BuildStream:
         self.stage_ends = stage_ends(dockerfile)
 
     def follow(self, stream) -> BuildOutcome:
-        return self._stream_build(stream, StageClock(self.engine.reporter), self.stage_ends)
+        clock = StageClock(self.engine.reporter)
+        try:
+            return self._stream_build(stream, clock, self.stage_ends)
+        finally:  # Ctrl-C or a lost engine: the running stage stops ticking
+            clock.close()
 
     def _stream_build(self, stream, clock, stage_ends) -> BuildOutcome:
         step_line = ""
@@ -85,9 +89,11 @@ class BuildStream:
             if leaf_id and leaf_id not in completed.values():
                 self.engine.remove_untagged(leaf_id)
         tail = "\n".join(f"    {line}" for line in failure_excerpt(list(self.engine.reporter.tail)))
+        log = self.engine.reporter.log_path
+        whole = f"the whole log is {log}" if log else "run with -v for the whole log"
         failure = EngineError(
             f"the build failed at {step_line.strip() or 'its first step'}: {error.strip()}",
-            "read the step's last output lines below (run with -v for the whole log); no tag was "
-            "changed." + (f"\n  last output:\n{tail}" if tail else ""))
+            f"read the step's last output lines below ({whole}); no tag was changed."
+            + (f"\n  last output:\n{tail}" if tail else ""))
         failure.stage_images = completed
         return failure

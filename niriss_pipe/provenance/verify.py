@@ -135,14 +135,17 @@ def verify_image(engine, reference: str, *, selftest: bool = True) -> list[Check
         spec = label_value(labels, "spec") or "SPEC.yaml"
         unlocked = [c for c in failed if c.name == "lock" and not probe.get("lock")]
         if unlocked and len(failed) == len(unlocked):
-            raise VerificationError(
+            err = VerificationError(
                 f"{reference} cannot be verified: " + unlocked[0].problem + ".",
                 f"rebuild it from its spec with this niriss-pipe ({prog()} build "
                 f"{opt('no_cache')} images/{spec}) to get an image that carries its lock.")
-        raise VerificationError(
-            f"{reference} does not match what it was built from: "
-            + "; ".join(c.problem for c in failed) + ".",
-            f"rebuild it from its spec ({prog()} build {opt('no_cache')} images/{spec}) and "
-            "use the new image; keep results made with this one apart.")
+        else:
+            err = VerificationError(
+                f"{reference} does not match what it was built from: "
+                + "; ".join(c.problem for c in failed) + ".",
+                f"rebuild it from its spec ({prog()} build {opt('no_cache')} images/{spec}) and "
+                "use the new image; keep results made with this one apart.")
+        err.checks = checks  # every check's outcome, for --json
+        raise err
     say(f"{reference}: verified ({', '.join(c.name for c in checks)})")
     return checks

@@ -185,9 +185,9 @@ class Status:
         """The niriss-pipe command that completes the cache."""
         command = f"python build.py sync --context {self.context} --cache {cache}"
         if self.scope == "datasets":
-            command += " --references datasets --datasets <exposures>"
+            command += " --scope datasets --datasets <exposures>"
         elif self.scope == "none":
-            command += " --references none"
+            command += " --scope none"
         return command
 
 
@@ -237,7 +237,7 @@ def _needed_references(status, record, instrument):
         status.source = f"the cached {instrument.upper()} rmaps"
         return names
     status.unchecked = ("scope datasets, and no sync record says which references the "
-                        "datasets select (a sync with --references datasets writes it)")
+                        "datasets select (a sync with --datasets writes it)")
     return None
 
 

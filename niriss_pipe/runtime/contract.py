@@ -13,6 +13,8 @@ CRDS_PATH = "/crds"  # the CRDS cache: a host cache mounted read-only, or baked 
 DATA_PATH = "/data"  # the working directory; a batch task's product folder
 INPUT_MOUNT = "/mnt/0"  # a batch task's input folder (a mount point in Charliecloud exports)
 GIVEN_MOUNT = "/mnt/1"  # reproduce: the folder of the product being reproduced
+# A batch's strun parameter-file folders, read-only (mount points in Charliecloud exports too).
+PARAMETER_MOUNTS = tuple(f"/mnt/{i}" for i in range(1, 10))
 ENV_PREFIX = "/opt/env"  # the Python environment, installed from the lock
 RUNTIME_PREFIX = "/opt/niriss-pipe"  # this package's runtime, on the environment's sys.path
 LOCK_IN_IMAGE = RUNTIME_PREFIX + "/requirements.lock"  # the lock the environment came from

@@ -38,8 +38,8 @@ import os, jwst, crds, sys
 print(f"niriss-pipe image: jwst {jwst.__version__}, crds {crds.__version__}, "
       f"Python {sys.version.split()[0]}")
 print(f"CRDS_CONTEXT={os.environ.get('CRDS_CONTEXT')}  CRDS_PATH={os.environ.get('CRDS_PATH')}")
-print("run:  docker run --rm --network none -v CACHE:/crds:ro -v $PWD:/data IMAGE "
-      "strun calwebb_detector1 x_uncal.fits")
+print("run:  docker run --rm --network none --user $(id -u):$(id -g) --read-only --tmpfs /tmp \\\n"
+      "          -v CACHE:/crds:ro -v $PWD:/data IMAGE strun calwebb_detector1 x_uncal.fits")
 print("      IMAGE selftest | check-cache | strun ... | python ... | crds ... | bash")
 EOF
         exit 0

@@ -71,7 +71,8 @@ def load_spec(path: str | Path) -> ImageSpec:
         raise SpecError(shown, "", f"is not UTF-8 text (byte 0x{raw[exc.start]:02x} at line "
                         f"{line}).", "save the spec as UTF-8 (plain ASCII is enough).") from None
     try:
-        duplicate = _duplicate_key(yaml.compose(text, Loader=yaml.SafeLoader))
+        tree = yaml.compose(text, Loader=yaml.SafeLoader)
+        duplicate = _duplicate_key(tree)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -82,7 +83,21 @@ def load_spec(path: str | Path) -> ImageSpec:
         field_, first, line = duplicate
         raise SpecError(shown, field_, f"is given twice (lines {first} and {line}).",
                         "keep one of them: YAML would silently use the last.")
-    return validate(data, shown, path)
+    return validate(data, shown, path, written=_scalar_texts(tree))
+
+
+def _scalar_texts(node, where: str = "") -> dict[str, str]:
+    """``{dotted field: the scalar as written}`` of a composed YAML tree: what the user typed
+    (``3.10``) where the parsed value lost it (``3.1``)."""
+    found: dict[str, str] = {}
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            dotted = f"{where}.{key_node.value}" if where else str(key_node.value)
+            if isinstance(value_node, yaml.ScalarNode):
+                found[dotted] = value_node.value
+            else:
+                found.update(_scalar_texts(value_node, dotted))
+    return found
 
 
 def _duplicate_key(node, where: str = "") -> tuple[str, int, int] | None:
@@ -108,11 +123,13 @@ def _duplicate_key(node, where: str = "") -> tuple[str, int, int] | None:
     return None
 
 
-def validate(data: Any, shown: str, path: Path | None = None) -> ImageSpec:
-    """Validate parsed spec data; ``shown`` is the file name used in messages. Every string
-    that reaches the Dockerfile, the lock or a label is checked against the grammar of where
-    it lands (see ``grammar``), whole-string."""
-    v = _Validator(shown)
+def validate(data: Any, shown: str, path: Path | None = None,
+             written: dict[str, str] | None = None) -> ImageSpec:
+    """Validate parsed spec data; ``shown`` is the file name used in messages, ``written``
+    the scalars as the file spells them (for messages). Every string that reaches the
+    Dockerfile, the lock or a label is checked against the grammar of where it lands (see
+    ``grammar``), whole-string."""
+    v = _Validator(shown, written or {})
     top = v.mapping(data, "")
     name = v.string(top, "name", default="niriss-pipe")
     if not grammar.is_repository(name) or len(name) > NAME_MAX or ":" in name:
@@ -122,6 +139,7 @@ def validate(data: Any, shown: str, path: Path | None = None) -> ImageSpec:
 
     crds = v.mapping(v.required(top, "crds"), "crds")
     context = v.string(crds, "context", required=True, where="crds.context")
+    context = grammar.normalise_pmap(context) or context  # jwst_1584 is jwst_1584.pmap
     if not grammar.is_pmap(context):
         v.fail("crds.context", f"{context!r} is not a CRDS pipeline context name.",
                "write a JWST pmap name like 'jwst_1584.pmap' (four digits, lower case).")
@@ -276,8 +294,8 @@ def _check_python(v: _Validator, jwst: JwstSpec, py: str, manager: str, base: Ba
 class _Validator:
     """Small typed accessors that raise SpecError naming the field."""
 
-    def __init__(self, shown: str):
-        self.shown = shown
+    def __init__(self, shown: str, written: dict[str, str]):
+        self.shown, self.written = shown, written
         self.warnings: list[str] = []
 
     def fail(self, field_: str, what: str, fix: str):
@@ -312,8 +330,10 @@ class _Validator:
                 self.fail(where, "is missing.", f"add '{key}:' (see images/default.yaml).")
             return default
         if isinstance(value, float):
-            self.fail(where, f"was read as the number {value!r}, which loses digits.",
-                      f"quote it: {key}: \"{value}\" (write the exact text you mean).")
+            typed = self.written.get(where, repr(value))
+            self.fail(where, f"{typed} was read as the number {value!r}, which loses digits.",
+                      f"quote it: {key}: \"{typed}\" (YAML reads an unquoted {typed} as a "
+                      "number).")
         if not isinstance(value, (str, int)) or isinstance(value, bool):
             self.fail(where, f"must be text, not {type(value).__name__}.",
                       f"write '{key}: <text>'.")

@@ -7,7 +7,8 @@
 # Task INDEX runs line INDEX of inputs.txt. It needs no network: the input folder is mounted at
 # /mnt/0 and the CRDS cache at /crds, read-only, and products go to products/NAME/ (/data).
 # Its state (running, then exit code and times) goes to state/INDEX, its output is appended to
-# logs/INDEX.log.
+# logs/INDEX.log. After a run that succeeded, a second container writes PNG previews of the
+# products beside them (unless the batch was submitted with --no-preview).
 # --containall keeps the host's environment, home and /tmp out; the SIF is read-only
 set -uo pipefail
 
@@ -77,6 +78,13 @@ trap 'on_signal SIGINT 130' INT
 pid=$!
 wait "$pid"
 code=$?
+if [ "$code" = 0 ]; then  # PNG previews of the products, beside them (batch report shows them)
+    "$apptainer" exec --containall --bind "$products:/data" --pwd /data \
+        /shared/images/niriss-pipe_jwst_1584.sif niriss-pipe-entrypoint \
+        python -m niriss_pipe.runtime.preview --products /data &
+    pid=$!
+    wait "$pid" || echo "[niriss-pipe] task $index: no preview (exit $?); the products are complete"
+fi
 ended=$(date +%s.%N)
 write_state done "$code" "$started" "$ended"
 echo "[niriss-pipe] task $index $input_name: exit $code after $(awk "BEGIN {printf \"%.1f\", $ended - $started}") s"

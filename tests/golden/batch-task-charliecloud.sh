@@ -7,7 +7,8 @@
 # Task INDEX runs line INDEX of inputs.txt. It needs no network: the input folder is mounted at
 # /mnt/0 and the CRDS cache at /crds, read-only, and products go to products/NAME/ (/data).
 # Its state (running, then exit code and times) goes to state/INDEX, its output is appended to
-# logs/INDEX.log.
+# logs/INDEX.log. After a run that succeeded, a second container writes PNG previews of the
+# products beside them (unless the batch was submitted with --no-preview).
 # ch-run 0.31 binds read-write: the inputs and the cache stay unchanged because the image sets
 # CRDS_READONLY_CACHE=1 and strun writes only to --output_dir; the image itself is mounted read-
 # only
@@ -80,6 +81,13 @@ ch-run --unset-env='*' --set-env --private-tmp --set-env=CRDS_CONTEXT=jwst_9999.
 pid=$!
 wait "$pid"
 code=$?
+if [ "$code" = 0 ]; then  # PNG previews of the products, beside them (batch report shows them)
+    ch-run --unset-env='*' --set-env --private-tmp --bind="$products:/data" --cd=/data \
+        /shared/images/niriss-pipe_jwst_1584.sqfs -- niriss-pipe-entrypoint \
+        python -m niriss_pipe.runtime.preview --products /data &
+    pid=$!
+    wait "$pid" || echo "[niriss-pipe] task $index: no preview (exit $?); the products are complete"
+fi
 ended=$(date +%s.%N)
 write_state done "$code" "$started" "$ended"
 echo "[niriss-pipe] task $index $input_name: exit $code after $(awk "BEGIN {printf \"%.1f\", $ended - $started}") s"

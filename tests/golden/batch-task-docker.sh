@@ -7,7 +7,8 @@
 # Task INDEX runs line INDEX of inputs.txt. It needs no network: the input folder is mounted at
 # /mnt/0 and the CRDS cache at /crds, read-only, and products go to products/NAME/ (/data).
 # Its state (running, then exit code and times) goes to state/INDEX, its output is appended to
-# logs/INDEX.log.
+# logs/INDEX.log. After a run that succeeded, a second container writes PNG previews of the
+# products beside them (unless the batch was submitted with --no-preview).
 # the container runs under dockerd, not under this script: on TERM the trap removes it by name
 # (--init passes signals to strun)
 set -uo pipefail
@@ -80,6 +81,14 @@ docker run --rm --init --name "$container" --network none --read-only --tmpfs /t
 pid=$!
 wait "$pid"
 code=$?
+if [ "$code" = 0 ]; then  # PNG previews of the products, beside them (batch report shows them)
+    docker run --rm --init --name "$container" --network none --read-only --tmpfs /tmp \
+        --user "$(id -u):$(id -g)" --volume "$products:/data" --workdir /data \
+        sha256:abababababababababababababababababababababababababababababababab \
+        python -m niriss_pipe.runtime.preview --products /data &
+    pid=$!
+    wait "$pid" || echo "[niriss-pipe] task $index: no preview (exit $?); the products are complete"
+fi
 ended=$(date +%s.%N)
 write_state done "$code" "$started" "$ended"
 echo "[niriss-pipe] task $index $input_name: exit $code after $(awk "BEGIN {printf \"%.1f\", $ended - $started}") s"

@@ -7,7 +7,8 @@
 # Task INDEX runs line INDEX of inputs.txt. It needs no network: the input folder is mounted at
 # /mnt/0 and the CRDS cache at /crds, read-only, and products go to products/NAME/ (/data).
 # Its state (running, then exit code and times) goes to state/INDEX, its output is appended to
-# logs/INDEX.log.
+# logs/INDEX.log. After a run that succeeded, a second container writes PNG previews of the
+# products beside them (unless the batch was submitted with --no-preview).
 # rootless podman maps the caller to the same uid in the container (--userns=keep-id), so
 # products are the caller's
 set -uo pipefail
@@ -83,6 +84,14 @@ podman run --rm --name "$container" --network none --read-only --tmpfs /tmp \
 pid=$!
 wait "$pid"
 code=$?
+if [ "$code" = 0 ]; then  # PNG previews of the products, beside them (batch report shows them)
+    podman run --rm --name "$container" --network none --read-only --tmpfs /tmp \
+        --user "$(id -u):$(id -g)" $userns --volume "$products:/data" --workdir /data \
+        abababababababababababababababababababababababababababababababab \
+        python -m niriss_pipe.runtime.preview --products /data &
+    pid=$!
+    wait "$pid" || echo "[niriss-pipe] task $index: no preview (exit $?); the products are complete"
+fi
 ended=$(date +%s.%N)
 write_state done "$code" "$started" "$ended"
 echo "[niriss-pipe] task $index $input_name: exit $code after $(awk "BEGIN {printf \"%.1f\", $ended - $started}") s"

@@ -14,8 +14,9 @@ import pytest
 
 from tests.helpers import ROOT, cli, docker
 
-# Build records of test builds go to a scratch folder, not the checkout's build/records.
+# Build records and logs of test builds go to scratch folders, not the checkout's build/.
 os.environ.setdefault("NIRISS_PIPE_RECORDS", tempfile.mkdtemp(prefix="niriss-pipe-records-"))
+os.environ.setdefault("NIRISS_PIPE_LOGS", tempfile.mkdtemp(prefix="niriss-pipe-logs-"))
 
 
 @pytest.fixture(scope="session")

@@ -95,8 +95,13 @@ def facts(engine, default_image) -> ImageFacts:
 
 
 def export(image: str, fmt: str, out: Path) -> Path:
-    proc = cli("export", image, "--to", fmt, "-o", str(out))
-    assert f"as {fmt} in" in proc.stdout and str(out) in proc.stdout, proc.stdout
+    """``export --json``: the document on stdout names what was written; progress on stderr."""
+    proc = cli("export", image, "--to", fmt, "-o", str(out), "--json")
+    assert f"as {fmt} in" in proc.stderr and str(out) in proc.stderr, proc.stderr
+    document = json.loads(proc.stdout)
+    assert (document["image"], document["format"]) == (image, fmt)
+    assert [o["path"] for o in document["outputs"]] == [str(out.resolve())]
+    assert document["outputs"][0]["bytes"] > 100 * 2**20  # the whole image
     return out
 
 

@@ -9,6 +9,7 @@ import json
 import re
 import subprocess
 import tarfile
+from pathlib import Path
 
 import pytest
 import yaml
@@ -16,7 +17,16 @@ import yaml
 from niriss_pipe.build.network import find_ca_bundle
 from niriss_pipe.render import names as render
 from niriss_pipe.spec import lock
-from tests.helpers import ROOT, SOURCE_DATE_EPOCH, cli, docker, remove_repository, write_spec
+from tests.helpers import (
+    ROOT,
+    SOURCE_DATE_EPOCH,
+    cli,
+    cli_on_a_terminal,
+    docker,
+    final_lines,
+    remove_repository,
+    write_spec,
+)
 
 pytestmark = pytest.mark.engine
 
@@ -137,16 +147,27 @@ def test_failed_build_leaves_no_tag_and_no_dangling_image(engine, tmp_path, defa
                     header)
     lock_file.write_text(header + body)
     before, tags_before = dangling(), set(_tags("niriss-pipe-test"))
-    proc = cli("build", "--no-selftest", str(path), check=False)
-    assert proc.returncode == 1
-    message = " ".join(proc.stderr.split())
+    # On a terminal, as a user runs it: the running stage's time updates in place.
+    code, shown = cli_on_a_terminal("build", "--no-selftest", str(path))
+    assert code == 1
+    assert re.search(r"\r  jwst +\d+\.\d s \.\.\.", shown), shown  # ticking while pip ran
+    lines = final_lines(shown)
+    message = " ".join(" ".join(lines).split())
     assert "the build failed at Step" in message and "--require-hashes" in message
     assert "no tag was changed" in message
-    assert "Traceback" not in proc.stderr
-    stages = {line.split()[0]: line for line in proc.stdout.splitlines() if line.startswith("  ")}
-    assert "FAILED after" in stages["jwst"] and "cached" not in stages["jwst"], proc.stdout
+    assert "Traceback" not in shown
+    stages = {line.split()[0]: line for line in lines if line.startswith("  ") and line.strip()}
+    assert "FAILED after" in stages["jwst"] and "cached" not in stages["jwst"], shown
     assert set(_tags("niriss-pipe-test")) <= tags_before  # nothing tagged by this build
     assert dangling() <= before, "the failed build left an untagged image behind"
+    # The whole log is a file, named in the error, holding what the screen did not show.
+    named = re.search(r"the whole log is (\S+broken-\d{8}T\d{6}Z\.log)", message)
+    assert named, message
+    log = Path(named.group(1))
+    log = log if log.is_absolute() else ROOT / log
+    text = log.read_text()
+    assert "Step 1/" in text and "niriss-pipe-no-such-package" in text
+    assert "Step 1/" not in shown  # quiet on screen: one line per stage
 
 
 def _tags(repository: str) -> list[str]:

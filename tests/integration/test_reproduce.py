@@ -121,14 +121,18 @@ def test_one_changed_sci_pixel_and_one_flipped_dq_bit_are_reported_exactly(
 
     flipped = copy_with(made, tmp_path, "dq_nis_rate.fits", dq)
     proc = reproduce(flipped, made, synthetic_cache, tmp_path / "dq", "--image",
-                     default_image_id, "--atol", "1e9")  # no tolerance makes a DQ bit equal
+                     default_image_id, "--atol", "1e9", "--json")  # no tolerance hides a bit
     assert proc.returncode == 1, proc.stdout + proc.stderr
+    document = json.loads(proc.stdout)  # --json: the verdict on stdout, the summary on stderr
+    assert (document["verdict"], document["image"]) == ("different", default_image_id)
+    assert document["report"] == str(tmp_path / "dq" / "report.md")
     rows = {r["extension"]: r for r in json.loads(
         (tmp_path / "dq" / "comparison.json").read_text())["comparison"]["extensions"]}
+    assert document["comparison"]["extensions"] == list(rows.values())
     assert rows["DQ"]["differing"] == 1 and rows["SCI"]["identical"]
     assert [(b["bit"], b["name"], b["count"], b["only_given"]) for b in rows["DQ"]["bits"]] == [
         (2, "JUMP_DET", 1, 1)]
-    assert "DQ bit 2 (JUMP_DET, 4): 1 pixel (1 set in given only)" in proc.stdout
+    assert "DQ bit 2 (JUMP_DET, 4): 1 pixel (1 set in given only)" in proc.stderr
     assert (tmp_path / "dq" / "dq_1.png").is_file()
 
 

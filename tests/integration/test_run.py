@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import re
 
 import pytest
 
-from tests.helpers import ROOT, cli, docker
+from tests.helpers import cli, docker
 
 pytestmark = pytest.mark.engine
 
@@ -79,17 +78,6 @@ def test_image_without_mount_names_the_fix(default_image):
     proc = docker("run", "--rm", "--network", "none", default_image, "strun",
                   "calwebb_detector1", "x_uncal.fits", check=False)
     assert proc.returncode == 3 and "/crds" in proc.stderr + proc.stdout
-
-
-def test_demo_end_to_end(tmp_path, default_build):
-    """The README's first command, in a scratch folder: a detector1 product comes out."""
-    proc = cli("demo", str(ROOT / "images" / "default.yaml"), "--cache",
-               str(tmp_path / "crds_cache"), cwd=tmp_path)
-    match = re.search(r"demo done in [\d.]+ s: (\S+_rate\.fits)", proc.stdout)
-    assert match, proc.stdout
-    product = tmp_path / match.group(1)
-    assert product.is_file() and product.stat().st_size > 10_000
-    assert (tmp_path / "crds_cache" / "mappings" / "jwst" / SYNTHETIC).is_file()
 
 
 def test_clean_dry_run_lists_only_what_the_tool_made(tmp_path, default_build, synthetic_cache):

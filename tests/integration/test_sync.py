@@ -52,7 +52,7 @@ def server(crds_server):
 
 
 def test_mappings_only(server, crds_manifest, tmp_path):
-    proc = sync(server, tmp_path, "--context", P1, "--references", "none")
+    proc = sync(server, tmp_path, "--context", P1, "--scope", "none")
     assert sorted(server.fetched("mapping")) == sorted(crds_manifest["contexts"][P1]["mappings"])
     assert server.fetched("reference") == []
     assert has_context(tmp_path, P1)
@@ -71,11 +71,19 @@ def test_niriss_references_of_the_context(server, crds_manifest, tmp_path):
 
 
 def test_dataset_scoped_references(server, crds_store, crds_manifest, tmp_path):
-    sync(server, tmp_path, "--context", P1, "--references", "datasets", "--datasets",
-         str(crds_store / "datasets"))
+    """--datasets implies --scope datasets; the pmap may be named without .pmap; --json."""
+    proc = sync(server, tmp_path, "--context", P1.removesuffix(".pmap"), "--datasets",
+                str(crds_store / "datasets"), "--json")
     selected = set(crds_manifest["contexts"][P1]["dataset_selects"]["niriss_sub64_uncal.fits"])
     assert niriss_refs(tmp_path) == selected
     assert selected < set(crds_manifest["contexts"][P1]["references"]["niriss"])  # strict subset
+    result = json.loads(proc.stdout)  # stdout is the document alone; progress went to stderr
+    assert (result["context"], result["scope"], result["references"]) == (
+        P1, "datasets", len(selected))
+    assert result["fetched"]["files"] == len(selected) + len(
+        crds_manifest["contexts"][P1]["mappings"])
+    assert result["cache"] == str(tmp_path) and result["mount"] == f"-v {tmp_path}:/crds:ro"
+    assert "references (datasets)" in proc.stderr
 
 
 def test_interrupted_sync_resumes_and_corrupt_download_is_refused(server, crds_manifest,
@@ -378,7 +386,7 @@ def test_full_disk_is_refused_before_fetching(server, small_disk):
     server.reset()
     proc = sync(server, disk / "cache", "--context", P1, check=False)
     assert proc.returncode == 2 and "10 references to fetch need" in proc.stderr
-    assert "--references datasets" in proc.stderr and server.fetched("reference") == []
+    assert "--scope datasets --datasets" in proc.stderr and server.fetched("reference") == []
     assert not (disk / "cache" / "references").exists() and part_files(disk) == []
 
 

@@ -1,27 +1,42 @@
-"""The README's "Reproduce a paper" block, run as written in a scratch copy of images/."""
+"""The README, run as written: the quick start's ``make demo`` and the "Run" section's first
+example in a scratch copy of the checkout, and the "Reproduce a paper" block in a scratch copy
+of images/."""
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import shutil
+import subprocess
+from pathlib import Path
 
+import numpy as np
 import pytest
+from astropy.io import fits
+from PIL import Image
 
 from niriss_pipe.spec import lock
-from tests.helpers import ROOT, cli
+from tests.helpers import ROOT, SOURCE_DATE_EPOCH, cli
 
-pytestmark = [pytest.mark.engine, pytest.mark.network]
+pytestmark = [pytest.mark.engine]
 
 NEEDS_OUTSIDE = ("sync", "reproduce", "docker")  # STScI's server and real data: the README
+README = (ROOT / "README.md").read_text()
 
 
-def readme_block() -> list[list[str]]:
-    text = (ROOT / "README.md").read_text()
-    block = text.split("### Reproduce a paper", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+def section(heading: str) -> str:
+    return README.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def sh_blocks(text: str) -> list[str]:
+    return [block.split("```", 1)[0] for block in text.split("```sh\n")[1:]]
+
+
+def commands(block: str) -> list[list[str]]:
     block = block.replace("\\\n", " ")
-    commands = [shlex.split(line, comments=True) for line in block.splitlines()]
-    return [c for c in commands if c]
+    found = [shlex.split(line, comments=True) for line in block.splitlines()]
+    return [c for c in found if c]
 
 
 def paper_product(path):
@@ -36,13 +51,62 @@ def paper_product(path):
     fits.PrimaryHDU(header=header).writeto(path)
 
 
+@pytest.fixture
+def checkout(tmp_path) -> Path:
+    """What `make demo` reads, in a scratch folder: the Makefile, build.py, images/, and the
+    checkout's .venv (made by `make test`, as the quick start says; not remade here)."""
+    for name in ("Makefile", "build.py", "pyproject.toml"):
+        shutil.copy2(ROOT / name, tmp_path / name)
+    shutil.copytree(ROOT / "images", tmp_path / "images")
+    (tmp_path / ".venv").symlink_to(ROOT / ".venv")
+    installed = (ROOT / ".venv" / ".installed").stat().st_mtime
+    os.utime(tmp_path / "pyproject.toml", (installed - 60, installed - 60))
+    return tmp_path
+
+
+def test_quick_start_demo_and_the_headline_run_as_written(checkout, default_build):
+    quick = commands(sh_blocks(section("Quick start"))[1])
+    assert [c[:2] for c in quick] == [["make", "demo"], ["make", "test"]]
+    env = {k: v for k, v in os.environ.items() if k != "CRDS_PATH"}  # the default cache
+    env["SOURCE_DATE_EPOCH"] = SOURCE_DATE_EPOCH  # as every test build: the image is found
+    demo = subprocess.run(quick[0], cwd=checkout, capture_output=True, text=True, env=env,
+                          timeout=1800)
+    assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
+    done = re.search(r"^demo done in [\d.]+ s: (demo/\S+_rate\.fits)\n"
+                     r"  preview \(SCI, DQ flags in colour\): (demo/\S+_rate\.png)$",
+                     demo.stdout, re.MULTILINE)
+    assert done, demo.stdout
+    product, picture = checkout / done.group(1), checkout / done.group(2)
+    assert product.stat().st_uid == picture.stat().st_uid == os.getuid()
+    with Image.open(picture) as png:
+        assert png.size == (640, 720)
+        assert np.asarray(png.convert("L"))[60:600, 40:600].std() > 10  # a star on the sky
+    assert (checkout / "crds_cache" / "mappings" / "jwst" / "jwst_9999.pmap").is_file()
+    logs = sorted(Path(os.environ["NIRISS_PIPE_LOGS"]).glob("demo-default-*.log"))
+    assert logs and "demo done in" in logs[-1].read_text()
+
+    # The "Run" section's first example, as written, on what the demo left.
+    headline = sh_blocks(section("Run"))[0]
+    assert "--user $(id -u):$(id -g) --read-only --tmpfs /tmp" in headline
+    product.unlink()
+    run = subprocess.run(["bash", "-c", headline], cwd=checkout, capture_output=True, text=True,
+                         env=env, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert product.stat().st_uid == os.getuid()
+    with fits.open(product) as hdus:
+        assert hdus[0].header["CRDS_CTX"] == "jwst_9999.pmap"
+        assert hdus["SCI"].data.shape == (64, 64)
+
+
+@pytest.mark.network
 def test_reproduce_a_paper_walkthrough(tmp_path, engine):
     shutil.copytree(ROOT / "images", tmp_path / "images")
-    for command in readme_block():
+    walkthrough = commands(sh_blocks(section("Reproduce a paper"))[0])
+    for command in walkthrough:
         if "--from" in command:
             paper_product(tmp_path / command[command.index("--from") + 1])
     ran = []
-    for command in readme_block():
+    for command in walkthrough:
         if command[0] == "docker" or command[2] in NEEDS_OUTSIDE:
             continue
         assert command[:2] == ["python", "build.py"], command

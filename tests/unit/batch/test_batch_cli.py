@@ -162,6 +162,7 @@ def _cases() -> list[Case]:
                          "overlong": "-" + "x" * 5000}.items():
         cases.append(Case(f"--strun-arg-{label}", "--strun-arg",
                           lambda a, v=value: Submit(a, extra=[f"--strun-arg={v}"])))
+    cases += _parameter_file_cases()
     for word in SBATCH_SPELLINGS + SBATCH_HOSTILE:
         cases.append(Case(f"--sbatch={word!r}", "--sbatch",
                           lambda a, w=word: Submit(a, extra=[f"--sbatch={w}"])))
@@ -233,6 +234,36 @@ def _path_cases() -> list[Case]:
                       lambda a: Submit(a, inputs=["@" + _write(a, b"raw/jw01_\xff")])))
     cases.append(Case("input-list-name-newline", "the input list",
                       lambda a: Submit(a, inputs=["@list\n.txt"])))
+    return cases
+
+
+def _parameters(path: Path) -> str:
+    """A strun parameter file (what strun --save-parameters writes, in short)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("#ASDF 1.0.0\n%YAML 1.1\n--- !core/asdf-1.1.0\n"
+                    "class: jwst.pipeline.Detector1Pipeline\nname: Detector1Pipeline\n...\n")
+    return str(path)
+
+
+def _parameter_file_cases() -> list[Case]:
+    """A parameter file is mounted into every task: it must exist, be readable, and have a
+    folder every runtime can bind (and there are only nine mount points for them)."""
+    cases = []
+    for label, path in {"missing": "nowhere/det1.asdf", "colon": "par:ams/det1.asdf",
+                        "comma": "par,ams/det1.asdf", "newline": "par\nams/det1.asdf",
+                        "name-newline": "params/det\n1.asdf"}.items():
+        make = (lambda a, p=path: str(a / p)) if label == "missing" else \
+            (lambda a, p=path: _parameters(a / p))
+        cases.append(Case(f"pipeline-asdf-{label}", "the pipeline parameter file",
+                          lambda a, m=make: Submit(a, pipeline=m(a))))
+        cases.append(Case(f"--strun-arg-asdf-{label}", "--strun-arg",
+                          lambda a, m=make: Submit(a, extra=[
+                              f"--strun-arg=--steps.jump.override_x={m(a)}"])))
+    cases.append(Case("pipeline-asdf-a-folder", "the pipeline parameter file",
+                      lambda a: Submit(a, pipeline=str(_folder(a / "dir.asdf")))))
+    cases.append(Case("--strun-arg-asdf-ten-folders", "parameter files",
+                      lambda a: Submit(a, extra=[f"--strun-arg={_parameters(a / str(i) / 'p.asdf')}"
+                                                 for i in range(10)])))
     return cases
 
 
@@ -313,7 +344,8 @@ def test_there_is_a_case_for_every_submit_option():
 
     submit = choices(choices(_parser(), "batch"), "submit")
     options = {action.option_strings[0] for action in submit._actions if action.option_strings}
-    flags = {"-h", "-v", "--local", "--dry-run"}  # take no value
+    flags = {"-h", "-v", "--local", "--dry-run", "--json", "--parsable",
+             "--no-preview"}  # take no value
     prefixes = {**{option: option + "-" for option in VALUE_OPTIONS}, "-o": "output-",
                 "--cache": "cache-", "--strun-arg": "--strun-arg-", "--sbatch": "--sbatch="}
     assert options - flags == set(prefixes)
@@ -332,7 +364,7 @@ def test_good_values_give_the_expected_dry_run(tmp_path):
         "--sbatch=--constraint=haswell", "--sbatch=--gres=gpu:1", "--sbatch=-N1",
         "--sbatch=--exclusive", "--sbatch=--time-min=30", "--sbatch=--mail-user=jdoe@stsci.edu",
         "--strun-arg=--steps.jump.rejection_threshold=5",
-        "--strun-arg=--steps.x.override_y=/ref dir/it's $(x).asdf"])
+        "--strun-arg=--steps.x.override_y=/ref dir/it's $(x).fits"])
     proc = submit.run()
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
@@ -345,8 +377,36 @@ def test_good_values_give_the_expected_dry_run(tmp_path):
             "#SBATCH -N1\n#SBATCH --exclusive\n#SBATCH --time-min=30\n"
             "#SBATCH --mail-user=jdoe@stsci.edu\n\n") in out
     assert ("--output_dir=/data \\\n    --steps.jump.rejection_threshold=5 "
-            + shlex.quote("--steps.x.override_y=/ref dir/it's $(x).asdf") + " &\n") in out
+            + shlex.quote("--steps.x.override_y=/ref dir/it's $(x).fits") + " &\n") in out
     assert not (tmp_path / "out").exists()
+
+
+def test_a_parameter_file_is_mounted_read_only_and_named_by_its_mount_point(tmp_path):
+    """As the pipeline and named by --strun-arg: each folder once, at /mnt/1, /mnt/2, ...; the
+    plan keeps the host paths."""
+    det1 = _parameters(tmp_path / "my params" / "det1.asdf")
+    jump = _parameters(tmp_path / "more" / "jump.asdf")
+    first, second = f"{tmp_path}/my params", f"{tmp_path}/more"
+    for runtime, mounts in (
+            ("charliecloud", [shlex.quote(f"--bind={first}:/mnt/1"), f"--bind={second}:/mnt/2"]),
+            ("apptainer", [f"--bind {shlex.quote(f'{first}:/mnt/1:ro')}",
+                           f"--bind {second}:/mnt/2:ro"])):
+        area = tmp_path / runtime
+        area.mkdir()
+        image = str(sqfs(area / "x.sif")) if runtime == "apptainer" else ""
+        submit = Submit(area, pipeline=det1, runtime=runtime, image=image,
+                        extra=[f"--strun-arg=--steps.jump.override_x={jump}",
+                               f"--strun-arg={det1}"])
+        proc = submit.run()
+        assert proc.returncode == 0, proc.stderr
+        task = proc.stdout.split("# ---- task.sh\n", 1)[1]
+        for mount in mounts:
+            assert mount in task, (mount, task)
+        assert "strun /mnt/1/det1.asdf \"/mnt/0/$input_name\" --output_dir=/data" in task
+        assert "--steps.jump.override_x=/mnt/2/jump.asdf /mnt/1/det1.asdf &" in task
+        assert task.count(":/mnt/1") == 1  # one folder, one mount, used twice
+        assert subprocess.run(["bash", "-n"], input=task, text=True).returncode == 0
+        assert not (area / "out").exists()
 
 
 def test_paths_with_shell_characters_are_quoted_not_refused(tmp_path):

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -187,25 +188,49 @@ def test_array_script_golden():
     assert "#SBATCH --array=1-40%10\n" in text and "#SBATCH --partition=jwst\n" in text
 
 
+@pytest.mark.parametrize("runtime", ["docker", "podman"])
+def test_parameter_folders_are_mounted_read_only_for_engines(tmp_path, runtime):
+    params = files(tmp_path / "p q", "det1.asdf")[0]
+    plan = make_plan(tmp_path / "b", files(tmp_path / "in", "jw01_nis_uncal.fits"),
+                     runtime=runtime, pipeline=str(params), parameters=(params,),
+                     strun_args=(f"--steps.x.override_y={params}",))
+    text = task_script(plan)
+    assert f"--volume '{tmp_path}/p q:/mnt/1:ro'" in text
+    assert "strun /mnt/1/det1.asdf" in text and "--steps.x.override_y=/mnt/1/det1.asdf &" in text
+    preview = text.split('if [ "$code" = 0 ]', 1)[1]
+    assert "/mnt/1" not in preview and "/crds" not in preview  # the preview: products only
+    saved = tmp_path / "b"
+    batch.write_folder(plan)
+    assert load_plan(saved).parameters == (params,)
+    assert json.loads((saved / "batch.json").read_text())["parameters"] == [str(params)]
+
+
 # -- the task script, run with a stand-in runtime ------------------------------------------------
 STAND_IN = r"""#!/bin/bash
 # Stand-in for docker/podman/apptainer: records its arguments, writes a product into the folder
 # bound at /data, fails for inputs named *bad*, and runs 'forever' for inputs named *slow*
-# until 'rm --force NAME' (the task's stop command) kills it.
+# until 'rm --force NAME' (the task's stop command) kills it; as the preview container, writes
+# a PNG beside each rate product (or fails, with STAND_IN_PREVIEW_FAILS set).
 echo "$(basename "$0") $*" >>"$STAND_IN_LOG"
 if [ "$1" = rm ]; then
     kill "$(cat "$STAND_IN_DIR/${!#}.pid")"
     exit 0
 fi
-name= products= input=
+name= products= input= preview=
 while [ $# -gt 0 ]; do
     case "$1" in
         --name) name=$2; shift ;;
         --volume|--bind) case "$2" in *:/data) products=${2%:/data} ;; esac; shift ;;
         /mnt/0/*) input=$1 ;;
+        niriss_pipe.runtime.preview) preview=1 ;;
     esac
     shift
 done
+if [ -n "$preview" ]; then  # the preview container: a PNG beside each rate product
+    [ -n "$STAND_IN_PREVIEW_FAILS" ] && { echo "ModuleNotFoundError: preview" >&2; exit 1; }
+    for rate in "$products"/*_rate.fits; do echo png >"${rate%.fits}.png"; done
+    exit 0
+fi
 case "$input" in
     *bad*) echo "OSError: No SIMPLE card found" >&2; exit 1 ;;
     *slow*) echo $$ >"$STAND_IN_DIR/${name:-$$}.pid"; exec sleep 60 ;;
@@ -256,11 +281,25 @@ def test_task_script_records_state_and_products(tmp_path, stand_in, runtime):
     assert f"{plan.folder}/products/jw01_nis:/data" in calls
     assert f"{tmp_path}/in:/mnt/0:ro" in calls and f"{cache}:/crds:ro" in calls
     assert "CRDS_CONTEXT=jwst_9999.pmap" in calls
+    # The preview container ran after the good task only, with its products alone mounted.
+    previews = [line for line in calls.splitlines() if "niriss_pipe.runtime.preview" in line]
+    assert len(previews) == 1 and "/mnt/0" not in previews[0] and "/crds" not in previews[0]
+    assert f"{plan.folder}/products/jw01_nis:/data" in previews[0]
     # A retry starts from an empty product folder.
     (plan.folder / "products" / "jw01_nis" / "stale.fits").write_text("")
     assert run_task(plan, 1, env).returncode == 0
     assert sorted(p.name for p in (plan.folder / "products" / "jw01_nis").iterdir()) == [
-        "jw01_nis_rate.fits"]
+        "jw01_nis_rate.fits", "jw01_nis_rate.png"]
+    # A preview that fails leaves the task's outcome alone, and says so in its log.
+    assert run_task(plan, 1, {**env, "STAND_IN_PREVIEW_FAILS": "1"}).returncode == 0
+    assert batchstate.read_record(plan.folder, 1)["exit"] == 0
+    assert "task 1: no preview (exit 1)" in (plan.folder / "logs" / "1.log").read_text()
+    # --no-preview: no second container.
+    quiet = replace(plan, folder=tmp_path / "c", preview=False)
+    batch.write_folder(quiet)
+    before = log.read_text().count("niriss_pipe.runtime.preview")
+    assert run_task(quiet, 1, env).returncode == 0
+    assert log.read_text().count("niriss_pipe.runtime.preview") == before
 
 
 def test_task_script_fails_cleanly_before_the_container(tmp_path, stand_in):
@@ -461,7 +500,7 @@ def test_task_script_finds_the_product_folder_python_named(tmp_path, stand_in):
     inputs = files(tmp_path / "in", *names)
     cache = tmp_path / "cache"
     cache.mkdir()
-    plan = make_plan(tmp_path / "b", inputs, cache=cache)
+    plan = make_plan(tmp_path / "b", inputs, cache=cache, preview=False)
     batch.write_folder(plan)
     for task in plan.tasks:
         assert run_task(plan, task.index, env).returncode == 0

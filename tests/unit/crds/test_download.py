@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import io
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -156,13 +157,16 @@ def test_unknown_file_fails_with_its_name(server, tmp_path):
     assert not (tmp_path / "x.fits").exists()
 
 
-def test_progress_line_has_files_bytes_and_rate():
+def test_progress_line_has_files_bytes_percent_rate_and_time_left():
     out = io.StringIO()
     progress = _Progress(Reporter(out=out), "refs", files=4, total=4 * 2**20)
     progress.last -= 10  # as if the last line was printed 10 s ago
     progress.add(nbytes=2**20, files=1)
     line = out.getvalue().strip()
-    assert line.startswith("refs 1/4 files  1.0 MiB/4.0 MiB") and line.endswith("/s")
+    assert line.startswith("refs 1/4 files  1.0 MiB/4.0 MiB (25 %)  "), line
+    assert re.search(r"/s  \d+ (s|min \d\d s|h \d\d min) left$", line), line
+    # 1 MiB of 4 in 30 s: 3 MiB are left at the same rate, 90 s.
+    assert progress.line(30.0).endswith(" 34.1 KiB/s  1 min 30 s left")
 
 
 

@@ -269,7 +269,7 @@ def test_datasets_scope_checks_the_records_names(cache, capsys, monkeypatch):
     code, err = _main(cache, capsys, "datasets", monkeypatch)
     assert code == cachecheck.EXIT_INCOMPLETE
     assert "1 reference missing: jwst_niriss_dark_0001.fits" in err
-    assert "--references datasets --datasets <exposures>" in err
+    assert "--scope datasets --datasets <exposures>" in err
 
 
 def test_a_datasets_record_does_not_cover_instrument_scope(cache, capsys, monkeypatch):

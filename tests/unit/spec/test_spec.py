@@ -61,7 +61,7 @@ def test_good_spec_fields():
 @pytest.mark.parametrize("data, field, words", [
     (spec_with(colour="blue"), "colour", "not a known key"),
     (spec_with(crds__contxt="jwst_1584.pmap"), "crds.contxt", "did you mean 'context'"),
-    (spec_with(crds__context="jwst_1584"), "crds.context", "jwst_1584.pmap"),
+    (spec_with(crds__context="jwst_1584.imap"), "crds.context", "jwst_1584.pmap"),
     (spec_with(crds__context="JWST_1584.PMAP"), "crds.context", "four digits, lower case"),
     (spec_with(crds__context="jwst_15840.pmap"), "crds.context", "not a CRDS pipeline context"),
     (spec_with(crds__context=None), "crds.context", "is missing"),
@@ -115,6 +115,10 @@ def test_bake_with_dataset_scope_resolves_paths(tmp_path):
                                              crds__datasets=["data"])))
     spec = load_spec(path)
     assert spec.references == "bake" and spec.datasets == (tmp_path / "data",)
+
+
+def test_a_context_without_its_suffix_is_that_pmap():
+    assert validate(spec_with(crds__context="jwst_1584"), "x.yaml").context == "jwst_1584.pmap"
 
 
 def test_unknown_jwst_version_warns_but_loads():
