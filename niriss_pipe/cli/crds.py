@@ -26,6 +26,9 @@ def add_parsers(sub, parents) -> None:
                    "references of the context (default); datasets: only those --datasets select")
     p.add_argument("--datasets", type=Path, nargs="+", default=[], metavar="FITS|DIR",
                    help="exposures (or folders of *_uncal.fits) for --references datasets")
+    p.add_argument("--image", metavar="IMAGE",
+                   help="for --references datasets: the image whose jwst chooses the "
+                   "references (default: the SPEC's image)")
     p.add_argument("--server", default=None, metavar="URL",
                    help="CRDS server (default: $CRDS_SERVER_URL or https://jwst-crds.stsci.edu)")
     p.add_argument("-j", "--jobs", type=int, default=8, help="parallel downloads (default 8)")
@@ -56,17 +59,38 @@ def sync(args, reporter: Reporter) -> int:
     from niriss_pipe.crds.sync import SyncRequest, sync
     from niriss_pipe.spec.load import load_spec
 
-    context = args.context or (load_spec(args.spec).context if args.spec else None)
+    spec = load_spec(args.spec) if args.spec else None
+    context = args.context or (spec.context if spec else None)
     if context is None:
         raise UserError("no context to sync.", f"give a spec ({prog()} sync "
                         "images/default.yaml) or --context jwst_NNNN.pmap.")
+    image = args.image
+    if args.references == "datasets":
+        image = _chooser(image, spec, reporter)
     result = sync(SyncRequest(context=context, cache=args.cache, scope=args.references,
                               datasets=tuple(args.datasets), server=crds_server(args.server),
-                              jobs=args.jobs, assume_yes=args.yes, verify=args.verify),
+                              jobs=args.jobs, assume_yes=args.yes, verify=args.verify,
+                              image=image),
                   reporter)
     reporter.say(f"{args.cache}: {context} ready offline ({len(result.reference_names)} "
                  f"references); mount it with -v {args.cache.resolve()}:/crds:ro")
     return 0
+
+
+def _chooser(image: str | None, spec, reporter: Reporter) -> str | None:
+    """The image whose jwst chooses dataset references: --image, else the SPEC's, built."""
+    from niriss_pipe.engine.client import Engine
+    from niriss_pipe.render.names import full_tag
+
+    if image is None and spec is None:
+        return None  # the library names what is missing
+    wanted = image or f"{spec.name}:{full_tag(spec)}"
+    if Engine(reporter).image_id(wanted) is None:
+        raise UserError(f"no image '{wanted}' in the local engine to choose the references "
+                        "of the exposures with.",
+                        f"build it first ({prog()} build {spec.path if spec else 'SPEC'}), or "
+                        "give --image IMAGE.")
+    return wanted
 
 
 def verify_cache(args, reporter: Reporter) -> int:
