@@ -3,9 +3,12 @@ them, and specs written beside a copy of a shipped lock."""
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
+import tarfile
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,3 +57,21 @@ def remove_repository(repository: str) -> None:
     tags = docker("images", "--format", "{{.Repository}}:{{.Tag}}", repository).stdout.split()
     for tag in tags:
         docker("rmi", tag, check=False)
+
+
+@contextmanager
+def derived_image(engine, tag: str, dockerfile: str, files: dict[str, bytes] | None = None):
+    """Build ``tag`` from a Dockerfile (and context files) with the SDK; remove it after."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, data in {"Dockerfile": dockerfile.encode(), **(files or {})}.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o644
+            tar.addfile(info, io.BytesIO(data))
+    buffer.seek(0)
+    engine.client.images.build(fileobj=buffer, custom_context=True, tag=tag, rm=True,
+                               forcerm=True, pull=False)
+    try:
+        yield tag
+    finally:
+        engine.client.api.remove_image(tag, force=True)

@@ -109,7 +109,8 @@ class ContextCheck:
         for reftype, users in sorted(self.missing.items()):
             lines.append(f"    MISSING {reftype}: asked for by {', '.join(users)}")
         lines.append(f"  parameter types  {len(pars) - len(self.pars_missing)} of {len(pars)} "
-                     "in the imap (the other steps run with their built-in parameters)")
+                     "in the imap" + (" (the other steps run with their built-in parameters)"
+                                      if self.pars_missing else ""))
         if types_only:
             return lines
         refs = a["references"]

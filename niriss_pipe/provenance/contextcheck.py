@@ -41,13 +41,17 @@ class CheckOutcome:
         raise VerificationError(
             f"{self.result.context} does not serve the jwst {self.result.answer['jwst']} of "
             f"{self.reference}: " + "; ".join(
-                ([f"its NIRISS imap lacks {len(self.result.missing)} reference types the steps "
-                  "ask for"] if self.result.missing else [])
-                + ([f"{len(self.result.unreadable)} of its references do not open with the "
-                    "image's datamodels"] if self.result.unreadable else []))
+                ([f"its NIRISS imap lacks {plural(len(self.result.missing), 'reference type')}"
+                  " the steps ask for"] if self.result.missing else [])
+                + ([f"{plural(len(self.result.unreadable), 'reference')} of it do not open "
+                    "with the image's datamodels"] if self.result.unreadable else []))
             + ": " + "; ".join(self.result.problems()) + ".",
-            "use a context made for this jwst release (build.py new --jwst VERSION names its "
+            f"use a context made for this jwst release ({prog()} new --jwst VERSION names its "
             "tested context), or an image whose jwst matches the context.")
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def resolve_target(engine, target: str):

@@ -224,7 +224,7 @@ def report_lines(result: UpstreamResult, verbose: bool = False) -> list[str]:
         if shown_all:
             lines += [f"      {line}" for line in crds]
     if summary.get("absent"):
-        lines.append(f"    not in this release: {', '.join(summary['absent'])}")
+        lines.append(f"    no tests shipped in this release for: {', '.join(summary['absent'])}")
     if result.junit:
         lines.append(f"    JUnit XML: {result.junit}")
     return lines

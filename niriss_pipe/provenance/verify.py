@@ -37,6 +37,7 @@ class Check:
     summary: str  # one line for the report
     problem: str = ""  # the phrase for the error paragraph when not ok
     ran: bool = True  # False: said why it was not run (no cache holds the context)
+    fix: str = ""  # when it could not run: what makes it run
 
 
 def check_environment(labels: dict[str, str], probe: dict) -> list[Check]:
@@ -180,7 +181,7 @@ def _context(engine, image, labels, cache: Path | None, baked: bool) -> Check:
         result = check_context(engine, image.id, context, None if baked else cache)
     except UserError as err:
         say(f"  {'context':<14} FAIL: {err.what}")
-        return Check("context", False, err.what, err.what)
+        return Check("context", False, err.what, err.what.rstrip("."), fix=err.fix)
     for line in result.lines():
         say(f"  {line}")
     if result.ok:
@@ -198,8 +199,7 @@ def _upstream(engine, reference, image, options: UpstreamOptions, report) -> Che
         result = run_upstream(engine, reference, image, options)
     except UserError as err:  # EngineError and SpecError too: reported, the rest still ran
         say(f"  {'upstream':<14} FAIL: {err.what}")
-        return Check("upstream", False, err.what, f"{err.what} ({err.fix})" if err.fix
-                     else err.what)
+        return Check("upstream", False, err.what, err.what.rstrip("."), fix=err.fix)
     report.upstream = result
     for line in report_lines(result, engine.reporter.verbose):
         say(line)
@@ -228,9 +228,11 @@ def raise_for(report: VerifyReport) -> None:
                 f"rebuild it from its spec with this niriss-pipe ({prog()} build "
                 f"{opt('no_cache')} images/{spec}) to get an image that carries its lock.")
         if all(c.name in ("upstream", "context") for c in failed):
+            fixes = [c.fix for c in failed if c.fix]
             raise VerificationError(
                 f"{reference} matches what it was built from, but: "
                 + "; ".join(c.problem for c in failed) + ".",
+                "; ".join(fixes) if fixes else
                 "read the failing tests and checks above (the JUnit XML and summary are kept "
                 "beside the build record); keep results made with this image apart until "
                 "they are understood.")

@@ -196,9 +196,18 @@ def versions(have, names):
     return {name: have.get(name) for name in names}
 
 
+def interfaces():
+    """The network interfaces the tests see (``['lo']`` in a ``--network none`` container)."""
+    try:
+        return sorted(os.listdir("/sys/class/net"))
+    except OSError:
+        return None
+
+
 def run(suite, out, only=(), jobs=1, lock=TEST_LOCK_IN_IMAGE):
     have = installed()
     summary = {"suite": "only " + ", ".join(only) if only else suite, "jobs": jobs,
+               "network_interfaces": interfaces(),
                "python": sys.version.split()[0], "pytest": have.get("pytest"),
                "versions": versions(have, PACKAGES), "packages": {}, "absent": [],
                "missing_dependencies": []}

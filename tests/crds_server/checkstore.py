@@ -52,10 +52,15 @@ def mode_rules():
 def write_simple(dm, path, reftype, exp_type=None):
     """A small real reference of ``reftype`` (2-D data, NIRISS SUB64 keywords)."""
     model = getattr(dm, MODELS[reftype])(data=np.ones(synth.SHAPE, dtype=np.float32))
-    meta = synth.reference_meta(reftype, {}, True)
-    if exp_type:
-        meta["exposure"] = {"type": exp_type}
-    synth.set_meta(model.meta, meta)
+    for subarray in (True, False):  # some reference models have no subarray keywords
+        meta = synth.reference_meta(reftype, {}, subarray)
+        if exp_type:
+            meta["exposure"] = {"type": exp_type}
+        try:
+            synth.set_meta(model.meta, meta)
+            break
+        except AttributeError:
+            continue
     model.save(str(path))
     model.close()
 
