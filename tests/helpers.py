@@ -3,9 +3,12 @@ them, and specs written beside a copy of a shipped lock."""
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
+import tarfile
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -138,3 +141,21 @@ def cli_on_a_terminal(*args: str, cwd: Path = ROOT, env: dict | None = None,
 def final_lines(terminal_text: str) -> list[str]:
     """What a terminal shows in the end: each line as its last ``\\r`` redraw left it."""
     return [line.rsplit("\r", 1)[-1] for line in terminal_text.split("\n")]
+
+
+@contextmanager
+def derived_image(engine, tag: str, dockerfile: str, files: dict[str, bytes] | None = None):
+    """Build ``tag`` from a Dockerfile (and context files) with the SDK; remove it after."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, data in {"Dockerfile": dockerfile.encode(), **(files or {})}.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o644
+            tar.addfile(info, io.BytesIO(data))
+    buffer.seek(0)
+    engine.client.images.build(fileobj=buffer, custom_context=True, tag=tag, rm=True,
+                               forcerm=True, pull=False)
+    try:
+        yield tag
+    finally:
+        engine.client.api.remove_image(tag, force=True)

@@ -22,12 +22,14 @@ class BakedCache:
     buildargs: dict[str, str]
 
 
-def bake_cache(spec: ImageSpec, options: BuildOptions, reporter) -> BakedCache:
+def bake_cache(spec: ImageSpec, options: BuildOptions, reporter,
+               image: str | None = None) -> BakedCache:
     """Sync the spec's context into the host cache (a no-op when it is already verified
-    there), then list exactly its closure, references and record for the image."""
+    there), then list exactly its closure, references and record for the image. ``image``
+    (scope datasets): the image whose jwst chooses the exposures' references."""
     request = SyncRequest(context=spec.context, cache=options.cache, scope=spec.scope,
                           datasets=spec.datasets, server=options.crds_server,
-                          jobs=options.sync_jobs, assume_yes=True)
+                          jobs=options.sync_jobs, assume_yes=True, image=image)
     result = sync(request, reporter)
     cache = options.cache.resolve()
     disk = {f"crds/{w.dest.relative_to(cache)}": DiskFile(w.dest, w.sha1)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from niriss_pipe.build.bake import BakedCache, bake_cache
 from niriss_pipe.build.base import resolve as resolve_base
+from niriss_pipe.build.contextwarn import warn_missing_types
 from niriss_pipe.build.network import find_ca_bundle, proxy_buildargs
 from niriss_pipe.build.normalize import normalize_image
 from niriss_pipe.build.options import BuildOptions, BuildResult
@@ -72,7 +73,11 @@ def build(spec: ImageSpec, engine: Engine, options: BuildOptions) -> BuildResult
     for warning in spec.warnings:
         engine.reporter.warn(f"{spec.path}: {warning}")
     lock = locking.check(spec)  # before any download or build: a stale lock is a user error
-    baked = bake_cache(spec, options, engine.reporter) if spec.references == "bake" else None
+    baked = None
+    if spec.references == "bake":  # scope datasets: the image's own jwst chooses them
+        chooser = environment_image(engine, spec, options, lock) \
+            if spec.scope == "datasets" else None
+        baked = bake_cache(spec, options, engine.reporter, image=chooser)
     context = prepare(spec, options, baked, lock)
     base = resolve_base(engine, spec.base)
     epoch = options.source_date_epoch or build_epoch(lock.read_text())
@@ -101,6 +106,7 @@ def build(spec: ImageSpec, engine: Engine, options: BuildOptions) -> BuildResult
     if options.selftest:
         output = run_selftest(engine, image_id, cleanup_on_failure=True)
     _apply_tags(engine, image_id, spec.name, [*user_tags(spec), ctag])
+    warn_missing_types(engine, image_id, spec, options.cache)
     took = time.monotonic() - started
     tags = ", ".join(f"{spec.name}:{t}" for t in user_tags(spec))
     say(f"built {image_id[7:19]} in {took:.0f} s, tagged {tags}")
@@ -110,6 +116,17 @@ def build(spec: ImageSpec, engine: Engine, options: BuildOptions) -> BuildResult
                                        if name in CACHED_STAGES})
     write_build_record(spec, engine, result, base, no_cache=options.no_cache)
     return result
+
+
+def environment_image(engine: Engine, spec: ImageSpec, options: BuildOptions,
+                      lock: Path) -> str:
+    """The spec's environment build stage (its jwst, crds and datamodels), built or found in
+    the layer cache: what chooses a ``scope: datasets`` bake's references before the image
+    exists."""
+    outcome = engine.build(prepare(spec, options, None, lock), proxy_buildargs(),
+                           target=ENVIRONMENT_STAGE)
+    _name_stages(engine, spec, {ENVIRONMENT_STAGE: outcome.image_id})
+    return outcome.image_id
 
 
 def _apply_tags(engine: Engine, image_id: str, repository: str, tags: list[str]) -> list[str]:

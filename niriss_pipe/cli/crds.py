@@ -37,6 +37,9 @@ def add_parsers(sub, parents) -> None:
     p.add_argument("--for", type=Path, dest="product", metavar="PRODUCT.fits",
                    help="exactly the references a calibrated product names (its R_* keywords) "
                    "and its context's mappings (its CRDS_CTX)")
+    p.add_argument("--image", metavar="IMAGE",
+                   help="for --scope datasets: the image whose jwst chooses the references "
+                   "(default: the SPEC's image)")
     p.add_argument("--server", default=None, metavar="URL",
                    help="CRDS server (default: $CRDS_SERVER_URL or https://jwst-crds.stsci.edu)")
     p.add_argument("-j", "--jobs", type=int, default=8, help="parallel downloads (default 8)")
@@ -81,21 +84,21 @@ def sync_scope(args) -> str:
 
 def sync(args, reporter: Reporter) -> int:
     from niriss_pipe.crds.sync import SyncRequest, sync
+    from niriss_pipe.spec.load import load_spec
 
     if args.product:
         return _sync_for(args, reporter)
     scope = sync_scope(args)
-    context = pmap_name(args.context) if args.context else None
-    if context is None and args.spec:
-        from niriss_pipe.spec.load import load_spec
-
-        context = load_spec(args.spec).context
+    spec = load_spec(args.spec) if args.spec else None
+    context = pmap_name(args.context) if args.context else (spec.context if spec else None)
     if context is None:
         raise UserError("no context to sync.", f"give a spec ({prog()} sync "
                         "images/default.yaml), --context jwst_NNNN.pmap or --for PRODUCT.fits.")
+    image = _chooser(args.image, spec, reporter) if scope == "datasets" else args.image
     result = sync(SyncRequest(context=context, cache=args.cache, scope=scope,
                               datasets=tuple(args.datasets), server=crds_server(args.server),
-                              jobs=args.jobs, assume_yes=args.yes, verify=args.verify),
+                              jobs=args.jobs, assume_yes=args.yes, verify=args.verify,
+                              image=image),
                   reporter)
     mount = f"-v {args.cache.resolve()}:/crds:ro"
     if args.json:
@@ -137,6 +140,22 @@ def _sync_for(args, reporter: Reporter) -> int:
                  f"references of {args.product.name} ready offline; next: {prog()} reproduce "
                  f"{args.product} --input UNCAL.fits --cache {args.cache}")
     return 0
+
+
+def _chooser(image: str | None, spec, reporter: Reporter) -> str | None:
+    """The image whose jwst chooses dataset references: --image, else the SPEC's, built."""
+    from niriss_pipe.engine.client import Engine
+    from niriss_pipe.render.names import full_tag
+
+    if image is None and spec is None:
+        return None  # the library names what is missing
+    wanted = image or f"{spec.name}:{full_tag(spec)}"
+    if Engine(reporter).image_id(wanted) is None:
+        raise UserError(f"no image '{wanted}' in the local engine to choose the references "
+                        "of the exposures with.",
+                        f"build it first ({prog()} build {spec.path if spec else 'SPEC'}), or "
+                        "give --image IMAGE.")
+    return wanted
 
 
 def verify_cache(args, reporter: Reporter) -> int:

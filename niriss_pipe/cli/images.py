@@ -44,7 +44,8 @@ def add_parsers(sub, parents) -> None:
     p.set_defaults(handler=new)
 
     p = sub.add_parser("lock", parents=[common],
-                       help="resolve a spec's environment with hashes, as of its jwst release")
+                       help="resolve a spec's environment with hashes, as of its jwst release "
+                       "(and its test lock: the test-only dependencies, for verify --upstream)")
     p.add_argument("specs", nargs="+", type=Path, metavar="SPEC")
     p.add_argument("--upgrade", action="store_true",
                    help="re-resolve even when the lock is up to date")
@@ -217,6 +218,7 @@ def lock(args, reporter: Reporter) -> int:
     from niriss_pipe.runtime.contract import lock_pins
     from niriss_pipe.spec.load import load_spec
     from niriss_pipe.spec.lock import locked_commit, make_lock
+    from niriss_pipe.spec.testlock import make_test_lock
 
     for spec in [load_spec(path) for path in args.specs]:
         path, written = make_lock(spec, upgrade=args.upgrade, exclude_newer=args.exclude_newer,
@@ -227,6 +229,11 @@ def lock(args, reporter: Reporter) -> int:
         jwst = f"jwst commit {commit[:12]}" if commit else f"jwst {pins.get('jwst', '?')}"
         reporter.say(f"{what} {path} ({len(pins)} packages; {jwst}, "
                      f"crds {pins.get('crds', '?')}, numpy {pins.get('numpy', '?')})")
+        path, written = make_test_lock(spec, upgrade=args.upgrade)
+        pins = lock_pins(path.read_text())
+        what = "wrote" if written else "up to date:"
+        reporter.say(f"{what} {path} ({len(pins)} test-only packages; pytest "
+                     f"{pins.get('pytest', '?')})")
     return 0
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from niriss_pipe.cli.buildlog import build_log
+from niriss_pipe.cli.defaults import CACHE_HELP, default_cache
 from niriss_pipe.cli.images import DEFAULT_SPEC, crds_server
 from niriss_pipe.cli.output import emit
 from niriss_pipe.core.errors import VerificationError
@@ -22,17 +23,42 @@ def add_parsers(sub, parents) -> None:
     p.set_defaults(handler=inspect)
 
     p = sub.add_parser("verify", parents=[common, building, as_json],  # --rebuild builds
-                       help="check an image against its lock, its labels and its self-test")
+                       help="check an image against its lock, its labels, its self-test, its "
+                       "context and (--upstream) its packages' own unit tests")
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("--no-selftest", action="store_true",
                    help="only the environment and reference checks")
+    p.add_argument("--upstream", action="store_true",
+                   help="also run the unit tests jwst (stcal, stdatamodels, stpipe) ship, in a "
+                   "derived test image, offline")
+    p.add_argument("--suite", choices=("quick", "full"), default="quick",
+                   help="quick: detector1 steps and NIRISS modes (AMI, SOSS, WFSS, imaging); "
+                   "full: every shipped test")
+    p.add_argument("--only", nargs="+", default=[], metavar="MODULE",
+                   help="instead of a suite, the tests of these modules (e.g. jwst.linearity)")
+    p.add_argument("--jobs", type=int, default=0, metavar="N",
+                   help="pytest-xdist workers (default: every CPU the container gets)")
+    p.add_argument("--junit", type=Path, metavar="FILE",
+                   help="also write the tests' JUnit XML here (it is kept beside the build "
+                   "record anyway)")
+    p.add_argument("--rebuild-test-image", action="store_true",
+                   help="build the test image again even when it exists")
     p.add_argument("--rebuild", action="store_true",
                    help="also rebuild its spec from its lock with no layer cache and check that "
                    "the result is the same image, bit for bit")
     p.add_argument("--spec", type=Path, metavar="SPEC",
-                   help="with --rebuild: the spec it was built from (default: images/ and the "
-                   "image's spec label)")
+                   help="the spec it was built from, for --rebuild and the test lock (default: "
+                   "images/ and the image's spec label)")
     p.set_defaults(handler=verify)
+
+    p = sub.add_parser("check", parents=[common, as_json],
+                       help="check a context against an image's jwst: the reference types its "
+                       "steps declare, and the cached references opened with its datamodels")
+    p.add_argument("target", metavar="IMAGE|SPEC")
+    p.add_argument("--context", metavar="PMAP", help="the context (default: the image's own)")
+    p.add_argument("--cache", type=Path, default=default_cache(),
+                   help=f"host CRDS cache holding the context {CACHE_HELP}")
+    p.set_defaults(handler=check)
 
     p = sub.add_parser("compare", parents=[common, as_json],
                        help="two images: the same id, or which config fields, layers and files "
@@ -66,25 +92,51 @@ def verify(args, reporter: Reporter) -> int:
     from niriss_pipe.build.options import BuildOptions
     from niriss_pipe.engine.client import Engine
     from niriss_pipe.provenance.rebuild import rebuild_image
-    from niriss_pipe.provenance.verify import verify_image
+    from niriss_pipe.provenance.upstream import UpstreamOptions, os_paths_ok
+    from niriss_pipe.provenance.verify import (
+        VerifyOptions,
+        raise_for,
+        verified_line,
+        verify_image,
+    )
 
+    upstream = None
+    if args.upstream or args.only:
+        os_paths_ok(args.junit)
+        upstream = UpstreamOptions(suite=args.suite, only=tuple(args.only), jobs=args.jobs,
+                                   spec=args.spec, ca_bundle=args.ca_bundle, junit=args.junit,
+                                   rebuild=args.rebuild_test_image)
     engine = Engine(reporter)
+    report = verify_image(engine, args.image,
+                          VerifyOptions(selftest=not args.no_selftest, cache=args.cache,
+                                        upstream=upstream))
+    document = report.as_json()
     try:
-        checks = verify_image(engine, args.image, selftest=not args.no_selftest)
+        raise_for(report)
+        if args.rebuild:
+            options = BuildOptions(ca_bundle=args.ca_bundle, cache=args.cache,
+                                   crds_server=crds_server(args.server))
+            rebuild_image(engine, args.image, options, args.spec)
+            document["rebuild"] = "identical"
     except VerificationError as err:
-        if args.json:  # the checks as they came out, then the error paragraph on stderr
-            emit({"image": args.image, "verified": False,
-                  "checks": [_check(c) for c in getattr(err, "checks", [])],
-                  "error": err.paragraph()})
+        if args.json:  # the checks as they came out, and the error paragraph
+            emit({**document, "verified": False, "error": err.paragraph()})
             err.emitted = True
         raise
-    if args.rebuild:
-        options = BuildOptions(ca_bundle=args.ca_bundle, cache=args.cache,
-                               crds_server=crds_server(args.server))
-        rebuild_image(engine, args.image, options, args.spec)
     if args.json:
-        emit({"image": args.image, "verified": True, "checks": [_check(c) for c in checks],
-              **({"rebuild": "identical"} if args.rebuild else {})})
+        emit(document)
+    reporter.say(verified_line(report))
+    return 0
+
+
+def check(args, reporter: Reporter) -> int:
+    from niriss_pipe.engine.client import Engine
+    from niriss_pipe.provenance.contextcheck import check_target
+
+    result = check_target(Engine(reporter), args.target, args.context, args.cache)
+    if args.json:
+        emit(result.as_json())
+    result.raise_for()
     return 0
 
 

@@ -51,6 +51,7 @@ URL = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*)://(?P<rest>[A-Za-z0-9._~:/?#\[\
                  A)
 
 # -- git refs (git check-ref-format) ------------------------------------------------------------
+IMAGE_ID = re.compile(r"sha256:[0-9a-f]{64}", A)  # an engine's image id, as FROM takes it
 FULL_COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}", A)
 _REF_COMPONENT = r"[A-Za-z0-9_+=][A-Za-z0-9_+=.-]*"
 GIT_REF = re.compile(rf"{_REF_COMPONENT}(?:/{_REF_COMPONENT})*", A)
@@ -172,6 +173,10 @@ def is_git_ref(value) -> bool:
         return False
     return not (".." in value or value.endswith((".", ".lock")) or "@{" in value
                 or value == "@" or "/." in value)
+
+
+def is_image_id(value) -> bool:
+    return full(IMAGE_ID, value)
 
 
 def is_full_commit(value) -> bool:

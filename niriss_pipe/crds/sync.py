@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from niriss_pipe.core.errors import UserError, opt, os_error
+from niriss_pipe.core.errors import UserError, opt, os_error, prog
 from niriss_pipe.core.progress import Reporter, human_bytes
 from niriss_pipe.crds import record as syncrecord
 from niriss_pipe.crds.download import CacheWriteError, FetchReport, Manifest, Wanted, fetch
@@ -49,6 +49,7 @@ class SyncRequest:
     instrument: str = "niriss"
     verify: bool = False  # re-hash every cached file against the server, re-fetch bad ones
     named: tuple[str, ...] = ()  # scope datasets: exactly these references (a product's R_*)
+    image: str | None = None  # scope datasets: the image whose jwst chooses the references
 
 
 @dataclass
@@ -125,7 +126,7 @@ def _sync(request: SyncRequest, cache: Path, reporter: Reporter) -> SyncResult:
                                                                 config_size))
         _write_config(info, cache)
 
-        refs = _reference_names(request, cache)
+        refs = _reference_names(request, cache, reporter)
         wanted = _wanted(info, "reference_url", refs, _reference_path)
         datasets = tuple(p.name for p in _dataset_files(request.datasets))
 
@@ -203,6 +204,12 @@ def _check(request: SyncRequest) -> None:
         for path in request.datasets:
             if not path.exists():
                 raise UserError(f"dataset {path} does not exist.", "give existing FITS files.")
+        if not request.image:
+            raise UserError(f"{opt('references')} datasets chooses the references with the "
+                            "jwst of the image they are for (the reference types differ from "
+                            "release to release), and no image was given.",
+                            f"give {opt('image')} IMAGE, or a SPEC whose image is built "
+                            f"({prog()} build SPEC first).")
 
 
 def _server_info(api, server: str) -> dict:
@@ -263,29 +270,41 @@ def _write_config(info: dict, cache: Path) -> None:
         mode.write_text("instrument\n")
 
 
-def _reference_names(request: SyncRequest, cache: Path) -> list[str]:
+def _reference_names(request: SyncRequest, cache: Path, reporter: Reporter) -> list[str]:
     import crds
 
     if request.scope == "none":
         return []
     if request.named:  # what a product says it used: no selection to compute
         return sorted(set(request.named))
-    pmap = crds.get_cached_mapping(request.context)
     if request.scope == "instrument":
-        imap = pmap.get_imap(request.instrument)
+        imap = crds.get_cached_mapping(request.context).get_imap(request.instrument)
         return sorted(n for n in imap.reference_names() if n.upper() not in ("N/A", "OMIT"))
-    from crds import data_file
+    return _dataset_references(request, cache, reporter)
 
-    names: set[str] = set()
-    for dataset in _dataset_files(request.datasets):
-        try:
-            header = data_file.get_conditioned_header(str(dataset), observatory="jwst")
-            best = crds.getrecommendations(header, context=request.context, observatory="jwst")
-        except Exception as exc:  # noqa: BLE001
-            raise UserError(f"cannot compute best references for {dataset}: {_first_line(exc)}",
-                            "give JWST level-1 exposures (*_uncal.fits).") from None
-        names |= {v for v in best.values() if not v.upper().startswith(("NOT FOUND", "N/A"))}
-    return sorted(names)
+
+def _dataset_references(request: SyncRequest, cache: Path, reporter: Reporter) -> list[str]:
+    """What the exposures need, chosen in the image by its own jwst (the host has none)."""
+    from niriss_pipe.crds.refcheck import select_references
+    from niriss_pipe.engine.client import Engine
+
+    datasets = _dataset_files(request.datasets)
+    if not datasets:
+        raise UserError(f"{opt('datasets')} {' '.join(map(str, request.datasets))}: no "
+                        "exposures there.", "give *_uncal.fits files or folders holding them.")
+    selection = select_references(Engine(reporter), request.image, request.context, cache,
+                                  datasets)
+    for path, info in sorted(selection.per_dataset.items()):
+        reporter.say(f"  {Path(path).name}: {info['exp_type']} through "
+                     f"{', '.join(info['pipelines'])}: {len(info['selected'])} references")
+        if info["not_in_imap"]:
+            lacks = info["not_in_imap"]
+            named = ", ".join(lacks[:6]) + (f" and {len(lacks) - 6} more" if len(lacks) > 6
+                                             else "")
+            reporter.warn(f"{request.context} has no {named} for "
+                          f"{request.instrument}, which the jwst of {request.image} asks for: "
+                          "a run of this exposure stops there.")
+    return selection.names
 
 
 def _dataset_files(paths: tuple[Path, ...]) -> list[Path]:

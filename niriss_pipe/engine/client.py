@@ -163,11 +163,15 @@ class Engine:
                 container.remove(force=True)
 
     @_guarded("run a probe in {0}")
-    def run_split(self, image: str, command: list[str]) -> tuple[int, str, str]:
+    def run_split(self, image: str, command: list[str], *, volumes: dict | None = None,
+                  environment: dict | None = None, user: str | None = None
+                  ) -> tuple[int, str, str]:
         """Run ``command`` offline; return exit code, stdout and stderr apart (a probe's
         stdout can be megabytes and stays out of the verbose log)."""
         container = self.client.containers.create(image, command=command,
-                                                  network_mode="none", init=True)
+                                                  network_mode="none", init=True,
+                                                  volumes=volumes or {}, user=user,
+                                                  environment=environment or {})
         try:
             container.start()
             code = container.wait()["StatusCode"]
@@ -244,16 +248,17 @@ class Engine:
 
     # -- build ----------------------------------------------------------------------------
     def build(self, context: BuildContext, buildargs: dict[str, str],
-              no_cache: bool = False) -> BuildOutcome:
-        """Build the context; return the image and the images of its named build stages.
-        Untagged: tags come after the self-test. A failed build leaves no untagged leaf
-        image behind (the named stages that completed are returned through the error)."""
+              no_cache: bool = False, target: str | None = None) -> BuildOutcome:
+        """Build the context (up to the stage ``target`` when given); return the image and
+        the images of its named build stages. Untagged: tags come after the self-test. A
+        failed build leaves no untagged leaf image behind (the named stages that completed
+        are returned through the error)."""
         with tempfile.TemporaryFile() as tar, self.sdk_errors("build the image"):
             context.write_tar(tar)
             tar.seek(0)
             stream = self.client.api.build(
                 fileobj=tar, custom_context=True, decode=True, rm=True, forcerm=True,
-                buildargs=buildargs, pull=False, nocache=no_cache,
+                buildargs=buildargs, pull=False, nocache=no_cache, target=target,
                 network_mode=os.environ.get(BUILD_NETWORK_ENV) or None)
             return BuildStream(self, context.dockerfile).follow(stream)
 

@@ -11,6 +11,7 @@ from niriss_pipe.runtime.contract import (
     CRDS_PATH,
     ENV_PREFIX,
     LOCK_IN_IMAGE,
+    TEST_LOCK_IN_IMAGE,
     manifest_digest,
 )
 from niriss_pipe.runtime.probe import MARK as PROBE_MARK
@@ -27,7 +28,8 @@ def run_probe(engine, image: str, *, crds: bool = False, env: bool = False) -> d
     Uses ``Engine.run_split`` (not ``Engine.run``) to keep the probe's stdout, which can be
     megabytes with ``env``, apart from stderr and out of the verbose log.
     """
-    opts = {"lock": LOCK_IN_IMAGE, "crds": CRDS_PATH if crds else None,
+    opts = {"lock": LOCK_IN_IMAGE, "test_lock": TEST_LOCK_IN_IMAGE,
+            "crds": CRDS_PATH if crds else None,
             "env": ENV_PREFIX if env else None}
     code, stdout, stderr = engine.run_split(image, ["python", "-c", probe_source(),
                                                     json.dumps(opts)])

@@ -1,16 +1,26 @@
-"""``verify``: the image against its own lock, its labels, its baked references and its
-self-test; every check runs and reports, even after one fails."""
+"""``verify``: the image against its own lock, its labels, its baked references, its self-test,
+its context (``check``) and, with ``--upstream``, its packages' own unit tests; every check
+runs and reports, even after one fails."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from niriss_pipe.build.selftest import run_selftest
-from niriss_pipe.core.errors import EngineError, VerificationError, opt, prog
+from niriss_pipe.core.errors import EngineError, UserError, VerificationError, opt, prog
 from niriss_pipe.core.progress import human_bytes
+from niriss_pipe.crds.hostcache import has_context
+from niriss_pipe.crds.refcheck import check_context
 from niriss_pipe.provenance.compare import compare_environment, shorten
 from niriss_pipe.provenance.inspect import get_image, int_value, label_value
 from niriss_pipe.provenance.probe import installed_versions, run_probe
+from niriss_pipe.provenance.upstream import (
+    UpstreamOptions,
+    UpstreamResult,
+    report_lines,
+    run_upstream,
+)
 from niriss_pipe.runtime.contract import (
     CRDS_PATH,
     LABEL_NS,
@@ -27,6 +37,8 @@ class Check:
     ok: bool
     summary: str  # one line for the report
     problem: str = ""  # the phrase for the error paragraph when not ok
+    ran: bool = True  # False: said why it was not run (no cache holds the context)
+    fix: str = ""  # when it could not run: what makes it run
 
 
 def check_environment(labels: dict[str, str], probe: dict) -> list[Check]:
@@ -51,6 +63,10 @@ def check_environment(labels: dict[str, str], probe: dict) -> list[Check]:
     else:
         checks.append(Check("lock", True, f"{LOCK_IN_IMAGE} matches its label {label}"))
     pins = lock_pins(in_image["text"])
+    runtime = len(pins)
+    tests = probe.get("test_lock")  # a verify --upstream test image: its test-only packages
+    if tests:
+        pins.update(lock_pins(tests["text"]))
     installed = installed_versions(probe)
     git = locked_git_commit(in_image["text"])
     if git:  # jwst from git is installed by itself: checked by its commit, not by a pin
@@ -58,8 +74,9 @@ def check_environment(labels: dict[str, str], probe: dict) -> list[Check]:
         checks.append(check_commit(git, probe))
     diff = compare_environment(pins, installed)
     if diff.ok:
-        checks.append(Check("environment", True, f"{len(pins)} packages installed exactly as "
-                            "locked"))
+        extra = f" (and the test image's {len(pins) - runtime} test-only ones)" if tests else ""
+        checks.append(Check("environment", True, f"{runtime} packages installed exactly as "
+                            f"locked{extra}"))
     else:
         problems = diff.problems()
         plural = "s" if len(problems) != 1 else ""
@@ -111,41 +128,144 @@ def check_baked(labels: dict[str, str], probe: dict) -> list[Check]:
                   f"{human_bytes(found['bytes'])}, manifest {want} recomputed and equal")]
 
 
-def verify_image(engine, reference: str, *, selftest: bool = True) -> list[Check]:
-    """Run every check, report each as it completes, and raise VerificationError naming all
-    that failed."""
+@dataclass
+class VerifyOptions:
+    selftest: bool = True
+    cache: Path | None = None  # a host cache to check the context against (None: none)
+    upstream: UpstreamOptions | None = None  # run the packages' own tests too
+
+
+@dataclass
+class VerifyReport:
+    reference: str
+    image_id: str
+    spec: str
+    checks: list[Check] = field(default_factory=list)
+    upstream: UpstreamResult | None = None
+    unlocked: bool = False  # the image carries no lock at all
+
+    @property
+    def failed(self) -> list[Check]:
+        return [c for c in self.checks if not c.ok]
+
+    def as_json(self) -> dict:
+        return {"image": self.reference, "id": self.image_id, "verified": not self.failed,
+                "checks": [{"name": c.name, "ok": c.ok, "ran": c.ran, "summary": c.summary}
+                           for c in self.checks],
+                "upstream": self.upstream.as_json() if self.upstream else None}
+
+
+def verify_image(engine, reference: str, options: VerifyOptions | None = None) -> VerifyReport:
+    """Run every check and report each as it completes: one failing (even the probe, or the
+    test image's build) never stops the others. ``raise_for`` turns the report into the
+    error."""
+    options = options or VerifyOptions()
     say = engine.reporter.say
     image = get_image(engine, reference)
     labels = dict(image.labels or {})
     baked = label_value(labels, "crds.references") == "bake"
     say(f"verifying {reference} ({image.id[7:19]})")
-    probe = run_probe(engine, image.id, crds=baked)
-    checks = check_environment(labels, probe) + check_baked(labels, probe)
-    for check in checks:
+    report = VerifyReport(reference, image.id, label_value(labels, "spec") or "SPEC.yaml")
+    try:
+        probe = run_probe(engine, image.id, crds=baked)
+    except EngineError as err:
+        probe = None
+        report.checks.append(Check("probe", False, err.what, err.what))
+    if probe is not None:
+        report.unlocked = not probe.get("lock")
+        report.checks += check_environment(labels, probe) + check_baked(labels, probe)
+    for check in report.checks:
         say(f"  {check.name:<14} {'ok' if check.ok else 'FAIL'}: {check.summary}")
-    if selftest:
+    if options.selftest:
         try:
             run_selftest(engine, image.id)  # prints its own '  selftest ... PASS' line
-            checks.append(Check("selftest", True, "PASS"))
+            report.checks.append(Check("selftest", True, "PASS"))
         except EngineError as err:
             say(f"  {'selftest':<14} FAIL: {err.what}")
-            checks.append(Check("selftest", False, err.what, err.what))
-    failed = [c for c in checks if not c.ok]
-    if failed:
-        spec = label_value(labels, "spec") or "SPEC.yaml"
-        unlocked = [c for c in failed if c.name == "lock" and not probe.get("lock")]
-        if unlocked and len(failed) == len(unlocked):
-            err = VerificationError(
-                f"{reference} cannot be verified: " + unlocked[0].problem + ".",
-                f"rebuild it from its spec with this niriss-pipe ({prog()} build "
-                f"{opt('no_cache')} images/{spec}) to get an image that carries its lock.")
-        else:
-            err = VerificationError(
-                f"{reference} does not match what it was built from: "
-                + "; ".join(c.problem for c in failed) + ".",
-                f"rebuild it from its spec ({prog()} build {opt('no_cache')} images/{spec}) and "
-                "use the new image; keep results made with this one apart.")
-        err.checks = checks  # every check's outcome, for --json
-        raise err
-    say(f"{reference}: verified ({', '.join(c.name for c in checks)})")
-    return checks
+            report.checks.append(Check("selftest", False, err.what, err.what))
+    report.checks.append(_context(engine, image, labels, options.cache, baked))
+    if options.upstream is not None:
+        report.checks.append(_upstream(engine, reference, image, options.upstream, report))
+    return report
+
+
+def _context(engine, image, labels, cache: Path | None, baked: bool) -> Check:
+    """``check`` of the image's own context: its baked cache, else the host cache when it
+    holds the context (said so when it does not: nothing is left out silently)."""
+    say = engine.reporter.say
+    context = label_value(labels, "crds.context") or ""
+    if not baked and (cache is None or not has_context(cache, context)):
+        where = f"{cache} does not hold it" if cache is not None else "no cache given"
+        check = Check("context", True, f"not run for {context} ({where}; sync it to include "
+                      "it)", ran=False)
+        say(f"  {check.name:<14} {check.summary}")
+        return check
+    try:
+        result = check_context(engine, image.id, context, None if baked else cache)
+    except UserError as err:
+        say(f"  {'context':<14} FAIL: {err.what}")
+        return Check("context", False, err.what, err.what.rstrip("."), fix=err.fix)
+    for line in result.lines():
+        say(f"  {line}")
+    if result.ok:
+        summary = f"{context}: every declared type in the imap, every reference opens"
+    else:
+        summary = f"{context}: " + "; ".join(result.problems())
+    say(f"  {'context':<14} {'ok' if result.ok else 'FAIL'}: {summary}")
+    return Check("context", result.ok, summary, f"the context does not serve this jwst: "
+                 f"{'; '.join(result.problems())}")
+
+
+def _upstream(engine, reference, image, options: UpstreamOptions, report) -> Check:
+    say = engine.reporter.say
+    try:
+        result = run_upstream(engine, reference, image, options)
+    except UserError as err:  # EngineError and SpecError too: reported, the rest still ran
+        say(f"  {'upstream':<14} FAIL: {err.what}")
+        return Check("upstream", False, err.what, err.what.rstrip("."), fix=err.fix)
+    report.upstream = result
+    for line in report_lines(result, engine.reporter.verbose):
+        say(line)
+    totals = result.totals
+    summary = (f"{totals['passed']} passed, {totals['needs_crds']} need CRDS, "
+               f"{totals['failed']} failed, {totals['errors']} errors")
+    if result.missing:
+        names = ", ".join(m["name"] for m in result.missing)
+        summary = f"test dependencies missing from the test image: {names}; no test ran"
+    say(f"  {'upstream':<14} {'ok' if result.ok else 'FAIL'}: {summary}")
+    failures = result.failures()
+    problem = summary if result.missing else (
+        f"its packages' own tests fail ({summary}): {shorten(failures, 5)}")
+    return Check("upstream", result.ok, summary, problem)
+
+
+def raise_for(report: VerifyReport) -> None:
+    """The one error paragraph naming every failed check (nothing when all passed)."""
+    failed = report.failed
+    if not failed:
+        return
+    reference, spec = report.reference, report.spec
+    unlocked = [c for c in failed if c.name == "lock" and report.unlocked]
+    if unlocked and len(failed) == len(unlocked):
+        raise VerificationError(
+            f"{reference} cannot be verified: " + unlocked[0].problem + ".",
+            f"rebuild it from its spec with this niriss-pipe ({prog()} build "
+            f"{opt('no_cache')} images/{spec}) to get an image that carries its lock.")
+    if all(c.name in ("upstream", "context") for c in failed):
+        fixes = [c.fix for c in failed if c.fix]
+        raise VerificationError(
+            f"{reference} matches what it was built from, but: "
+            + "; ".join(c.problem for c in failed) + ".",
+            "; ".join(fixes) if fixes else
+            "read the failing tests and checks above (the JUnit XML and summary are kept "
+            "beside the build record); keep results made with this image apart until "
+            "they are understood.")
+    raise VerificationError(
+        f"{reference} does not match what it was built from: "
+        + "; ".join(c.problem for c in failed) + ".",
+        f"rebuild it from its spec ({prog()} build {opt('no_cache')} images/{spec}) and "
+        "use the new image; keep results made with this one apart.")
+
+
+def verified_line(report: VerifyReport) -> str:
+    return f"{report.reference}: verified ({', '.join(c.name for c in report.checks if c.ran)})"

@@ -18,6 +18,10 @@ PARAMETER_MOUNTS = tuple(f"/mnt/{i}" for i in range(1, 10))
 ENV_PREFIX = "/opt/env"  # the Python environment, installed from the lock
 RUNTIME_PREFIX = "/opt/niriss-pipe"  # this package's runtime, on the environment's sys.path
 LOCK_IN_IMAGE = RUNTIME_PREFIX + "/requirements.lock"  # the lock the environment came from
+# the derived test image of verify --upstream (never the image itself)
+TEST_LOCK_IN_IMAGE = RUNTIME_PREFIX + "/test-requirements.lock"  # the test-only dependencies
+TEST_SITE = RUNTIME_PREFIX + "/test-site"  # where they are installed (on PYTHONPATH)
+TEST_RUNTIME = RUNTIME_PREFIX + "/test-runtime"  # this tool's runner, ahead of the image's
 ENTRYPOINT_NAME = "niriss-pipe-entrypoint"  # on PATH: runtimes that skip ENTRYPOINT call it
 ENTRYPOINT = "/usr/local/bin/" + ENTRYPOINT_NAME
 IMAGE_USER, IMAGE_UID = "jwst", 1000
@@ -31,6 +35,10 @@ SYNTHETIC_SERIAL = "9999"  # synthetic contexts: never an STScI context number, 
 
 # -- labels ------------------------------------------------------------------------------------
 LABEL_NS = "io.niriss-pipe"
+
+
+TEST_OF = "test.of"  # a test image's label: the id of the image whose tests it runs
+TEST_LOCK_DIGEST = "test.lock.digest"  # ... and the sha256 of the test lock it installed
 
 
 def label(key):

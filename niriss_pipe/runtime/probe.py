@@ -110,14 +110,15 @@ def main(opts):
     vcs = (jwst.get("direct_url") or {}).get("vcs_info") or {}
     out["jwst_commit"] = vcs.get("commit_id")
     out["jwst_url"] = (jwst.get("direct_url") or {}).get("url")
-    lock = opts.get("lock")
-    if lock and os.path.isfile(lock):
-        with open(lock, "rb") as stream:
-            data = stream.read()
-        out["lock"] = {"sha256": "sha256:" + hashlib.sha256(data).hexdigest(),
-                       "text": data.decode("utf-8", "replace")}
-    else:
-        out["lock"] = None
+    for key in ("lock", "test_lock"):  # the test lock: only in a verify --upstream test image
+        path = opts.get(key)
+        if path and os.path.isfile(path):
+            with open(path, "rb") as stream:
+                data = stream.read()
+            out[key] = {"sha256": "sha256:" + hashlib.sha256(data).hexdigest(),
+                        "text": data.decode("utf-8", "replace")}
+        else:
+            out[key] = None
     if opts.get("crds"):
         out["crds_manifest"] = crds_files(opts["crds"]) if os.path.isdir(opts["crds"]) else None
     if opts.get("env"):

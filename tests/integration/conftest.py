@@ -41,18 +41,28 @@ def default_image(default_build) -> str:
     return f"niriss-pipe:{default_build[1].pmap_stem}"
 
 
-@pytest.fixture(scope="session")
-def default_image_id(default_build) -> str:
-    """The image this session's build made or found, by id: the default tag may move to
-    another engineer's build of the same spec on a shared engine while the session runs."""
+def built_image(out: str) -> str:
+    """The image a ``build`` made or found, by id (or content tag) from its output."""
     import re
 
-    out = default_build[0].stdout
     found = re.search(r"^built ([0-9a-f]{12}) in ", out, re.MULTILINE) or re.search(
         r"is up to date \((content-[0-9a-f]+)\)", out)
     assert found, f"no image id or content tag in the build output:\n{out}"
     name = found.group(1)
     return name if not name.startswith("content-") else f"niriss-pipe:{name}"
+
+
+@pytest.fixture(scope="session")
+def default_image_id(default_build) -> str:
+    """The image this session's build made or found, by id: the default tag may move to
+    another engineer's build of the same spec on a shared engine while the session runs."""
+    return built_image(default_build[0].stdout)
+
+
+@pytest.fixture(scope="session")
+def era_image_id(engine) -> str:
+    """The jwst 1.12.5 image (its sdists built with gcc), built or found up to date, by id."""
+    return built_image(cli("build", "images/jwst_1166.yaml").stdout)
 
 
 @pytest.fixture(scope="session")

@@ -37,7 +37,7 @@ def test_verify_json_lists_every_check(default_image):
 
 
 def test_verify_json_when_the_image_does_not_match(engine, default_image):
-    from tests.integration.test_provenance import derived_image
+    from tests.helpers import derived_image
 
     dockerfile = (f"FROM {default_image}\nUSER root\nRUN sed -i 's/^six==1.17.0/six==1.16.0/' "
                   "/opt/niriss-pipe/requirements.lock\nUSER jwst\n")

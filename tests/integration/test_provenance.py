@@ -7,10 +7,8 @@ removed afterwards; the repro check makes two real no-cache builds (a few minute
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import tarfile
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from pathlib import Path
 
 import pytest
@@ -22,7 +20,7 @@ from niriss_pipe.render import names as render
 from niriss_pipe.runtime import contract
 from niriss_pipe.spec import lock as locking
 from niriss_pipe.spec.load import load_spec
-from tests.helpers import ROOT, cli, remove_repository, write_spec
+from tests.helpers import ROOT, cli, derived_image, remove_repository, write_spec
 
 pytestmark = pytest.mark.engine
 
@@ -32,24 +30,6 @@ SITE = "/opt/env/lib/python3.11/site-packages"
 
 def one_line(text: str) -> str:
     return " ".join(text.split())
-
-
-@contextmanager
-def derived_image(engine, tag: str, dockerfile: str, files: dict[str, bytes] | None = None):
-    """Build ``tag`` from a Dockerfile (and context files) with the SDK; remove it after."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for name, data in {"Dockerfile": dockerfile.encode(), **(files or {})}.items():
-            info = tarfile.TarInfo(name)
-            info.size, info.mode = len(data), 0o644
-            tar.addfile(info, io.BytesIO(data))
-    buffer.seek(0)
-    engine.client.images.build(fileobj=buffer, custom_context=True, tag=tag, rm=True,
-                               forcerm=True, pull=False)
-    try:
-        yield tag
-    finally:
-        engine.client.api.remove_image(tag, force=True)
 
 
 def test_inspect_text(default_image, engine):

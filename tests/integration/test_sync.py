@@ -70,10 +70,12 @@ def test_niriss_references_of_the_context(server, crds_manifest, tmp_path):
     assert hidden_files(tmp_path) == []
 
 
-def test_dataset_scoped_references(server, crds_store, crds_manifest, tmp_path):
-    """--datasets implies --scope datasets; the pmap may be named without .pmap; --json."""
+def test_dataset_scoped_references(server, crds_store, crds_manifest, default_image_id,
+                                   tmp_path):
+    """--datasets implies --scope datasets, chosen by the image's jwst; the pmap may be named
+    without .pmap; --json."""
     proc = sync(server, tmp_path, "--context", P1.removesuffix(".pmap"), "--datasets",
-                str(crds_store / "datasets"), "--json")
+                str(crds_store / "datasets"), "--image", default_image_id, "--json")
     selected = set(crds_manifest["contexts"][P1]["dataset_selects"]["niriss_sub64_uncal.fits"])
     assert niriss_refs(tmp_path) == selected
     assert selected < set(crds_manifest["contexts"][P1]["references"]["niriss"])  # strict subset

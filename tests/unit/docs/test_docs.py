@@ -10,7 +10,7 @@ from tests.helpers import ROOT
 README_MAX_LINES = 200
 # Pages that other open issues write (11: verification, 12: reproduce, 13: reproducibility);
 # linked from here already. Remove a name once its page has landed.
-WRITTEN_ELSEWHERE = {"docs/verification.md"}  # issue 11 writes it
+WRITTEN_ELSEWHERE: set[str] = set()
 LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
 
 
