@@ -69,15 +69,30 @@ def shipped(site):
             if os.path.isdir(os.path.join(site, name)) and has_tests(os.path.join(site, name))]
 
 
+_SKIP = re.compile(r"^\s*skip\s*=\s*boolean\(default\s*=\s*(True|False)\)", re.MULTILINE)
+
+
+def skipped_by_default(step_class):
+    """Whether a step's own spec (or its nearest base's) says ``skip = boolean(default=True)``:
+    steps of other instruments and optional corrections (emicorr, firstframe, persistence,
+    picture_frame, clean_flicker_noise in jwst 3.0) that a default run does not apply."""
+    for klass in getattr(step_class, "__mro__", (step_class,)):
+        found = _SKIP.search(klass.__dict__.get("spec") or "")
+        if found:
+            return found.group(1) == "True"
+    return False
+
+
 def detector1_paths():
-    """``jwst/<module>`` of each step of the installed calwebb_detector1."""
+    """``jwst/<module>`` of each step the installed calwebb_detector1 runs by default (the
+    ``full`` suite has the others)."""
     from jwst.pipeline import Detector1Pipeline
 
     found = []
     for step in Detector1Pipeline.step_defs.values():
         parts = step.__module__.split(".")
         path = "/".join(parts[:2])
-        if len(parts) > 2 and path not in found:
+        if len(parts) > 2 and path not in found and not skipped_by_default(step):
             found.append(path)
     return found
 

@@ -105,3 +105,20 @@ def test_the_pytest_command_uses_the_plugin_and_keeps_going(tmp_path):
     assert "--continue-on-collection-errors" in command
     assert command[command.index("--junitxml") + 1] == "/out/jwst.xml"
     assert command[command.index("--niriss-pipe-results") + 1] == "/out/jwst.results.json"
+
+
+def test_steps_a_default_run_skips_are_left_to_the_full_suite():
+    class Step:
+        spec = "\n    skip = boolean(default=False)\n    output_ext = string(default='.fits')\n"
+
+    class Optional(Step):
+        spec = "\n    skip = boolean(default=True) # off unless asked for\n"
+
+    class Inherits(Optional):
+        spec = "\n    rejection_threshold = float(default=4.0)\n"
+
+    class Plain:
+        spec = None
+
+    assert [upstream.skipped_by_default(k) for k in (Step, Optional, Inherits, Plain)] == [
+        False, True, True, False]
