@@ -14,11 +14,12 @@ from niriss_pipe.build.bake import BakedCache, bake_cache
 from niriss_pipe.build.base import resolve as resolve_base
 from niriss_pipe.build.contextwarn import warn_missing_types
 from niriss_pipe.build.network import find_ca_bundle, proxy_buildargs
-from niriss_pipe.build.normalize import normalize_image
+from niriss_pipe.build.normalize import LayerMap, normalize_config_only, normalize_image
 from niriss_pipe.build.options import BuildOptions, BuildResult
 from niriss_pipe.build.records import write_build_record
 from niriss_pipe.build.selftest import run_selftest
 from niriss_pipe.build.stamps import build_epoch, label_args
+from niriss_pipe.build.verdicts import Verdicts, environment_key
 from niriss_pipe.core.errors import EngineError
 from niriss_pipe.crds.hostcache import resolve_imap
 from niriss_pipe.engine.client import Engine
@@ -102,9 +103,9 @@ def build(spec: ImageSpec, engine: Engine, options: BuildOptions) -> BuildResult
         raise
     _name_stages(engine, spec, outcome.stage_images)
     image_id = _normalized(engine, outcome.image_id, int(epoch))
-    output = ""
+    output, reused = "", None
     if options.selftest:
-        output = run_selftest(engine, image_id, cleanup_on_failure=True)
+        output, reused = _selftest(engine, image_id, options)
     _apply_tags(engine, image_id, spec.name, [*user_tags(spec), ctag])
     warn_missing_types(engine, image_id, spec, options.cache)
     took = time.monotonic() - started
@@ -113,9 +114,28 @@ def build(spec: ImageSpec, engine: Engine, options: BuildOptions) -> BuildResult
     result = BuildResult(image_id, user_tags(spec), ctag, True, took, output,
                          stage_images={name: image for name, image in
                                        outcome.stage_images.items()
-                                       if name in CACHED_STAGES})
+                                       if name in CACHED_STAGES},
+                         selftest_reused_from=reused)
     write_build_record(spec, engine, result, base, no_cache=options.no_cache)
     return result
+
+
+def _selftest(engine: Engine, image_id: str, options: BuildOptions) -> tuple[str, str | None]:
+    """The self-test's output, and the image whose verdict it is when it was reused: the
+    verdict of the same environment (build/verdicts.py), unless --no-cache asks for
+    everything anew."""
+    info = engine.image_info(image_id)
+    key = environment_key(info) if info else None
+    verdicts = Verdicts()
+    known = verdicts.passed(key) if key and not options.no_cache else None
+    if known:
+        engine.reporter.say(f"  {'selftest':<14} reused  {known['verdict']} (the verdict of "
+                            f"{known['image'][7:19]}, the same environment)")
+        return known["output"], known["image"]
+    output = run_selftest(engine, image_id, cleanup_on_failure=True)
+    if key:
+        verdicts.remember(key, image_id, output)
+    return output, None
 
 
 def environment_image(engine: Engine, spec: ImageSpec, options: BuildOptions,
@@ -151,14 +171,18 @@ def _name_stages(engine: Engine, spec: ImageSpec, stage_images: dict[str, str]) 
 
 
 def _normalized(engine: Engine, built: str, epoch: int) -> str:
-    """The built image rewritten bit for bit from its content (build/normalize.py); the built
-    one is then removed (its stages before the last stay, tagged, as the cache)."""
+    """The built image rewritten bit for bit from its content (build/normalize.py): from its
+    config alone when only its run settings changed, else from a save. The built one is then
+    removed (its stages before the last stay, tagged, as the cache)."""
     clock = time.monotonic()
-    image_id = normalize_image(engine, built, epoch)
+    layer_map = LayerMap()
+    image_id = normalize_config_only(engine, built, epoch, layer_map)
+    how = "config only: every layer as rewritten before"
+    if image_id is None:
+        image_id = normalize_image(engine, built, epoch, layer_map)
+        how = "the same inputs give this id on any engine"
     if image_id != built:
         engine.remove_untagged(built)
     engine.reporter.say(f"  {'normalize':<14} {time.monotonic() - clock:6.1f} s  "
-                        f"{image_id[7:19]} (the same inputs give this id on any engine)")
+                        f"{image_id[7:19]} ({how})")
     return image_id
-
-

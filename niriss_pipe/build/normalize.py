@@ -8,6 +8,12 @@ rewritten (creation and history times at SOURCE_DATE_EPOCH; no container, contai
 docker_version or parent image), and the result loaded: the same inputs give the same image id
 on any engine. A rewritten layer is a pure function of the original layer and the epoch, so its
 digest is remembered and a layer the engine already holds is neither rewritten nor sent again.
+
+When every layer of a built image is one whose rewrite is known, and only its run settings
+changed (a pmap-only change: ENV and LABEL), nothing needs saving: the config is written anew
+from what the engine shows (inspect and history) and the history of the same layers seen
+before, and loaded alone (the engine keeps layers it holds). That shortcut is taken only for a
+layer chain whose full rewrite it reproduced exactly on this machine before.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
 import shutil
 import tarfile
 import tempfile
@@ -27,6 +34,7 @@ from niriss_pipe.core.errors import EngineError, UserError
 
 CHUNK = 1 << 20
 MAP_ENV = "NIRISS_PIPE_LAYER_MAP"  # where rewritten layers' digests are remembered
+METADATA = re.compile(r"/bin/sh -c #\(nop\) +(?!COPY |ADD )[A-Z]+ ")  # no file system change
 DROPPED = ("container", "container_config", "docker_version")
 
 
@@ -82,6 +90,16 @@ class LayerMap:
             self.entries: dict[str, str] = json.loads(self.path.read_text())
         except (OSError, ValueError):
             self.entries = {}
+        if not isinstance(self.entries, dict):
+            self.entries = {}
+        histories = self.path.with_name(self.path.stem + "-histories.json")
+        self.histories_path = histories
+        try:
+            self.histories: dict[str, list] = json.loads(histories.read_text())
+        except (OSError, ValueError):
+            self.histories = {}
+        if not isinstance(self.histories, dict):
+            self.histories = {}
 
     def get(self, diff_id: str, epoch: int) -> str | None:
         return self.entries.get(f"{diff_id}@{epoch}")
@@ -89,11 +107,75 @@ class LayerMap:
     def put(self, diff_id: str, epoch: int, new: str) -> None:
         self.entries[f"{diff_id}@{epoch}"] = new
 
+    @staticmethod
+    def chain(diff_ids, epoch: int) -> str:
+        return hashlib.sha256(json.dumps([list(diff_ids), epoch]).encode()).hexdigest()
+
+    def history(self, diff_ids, epoch: int) -> list | None:
+        """The rewritten history last seen on these original layers, when it was proven."""
+        return self.histories.get(self.chain(diff_ids, epoch))
+
+    def put_history(self, diff_ids, epoch: int, history: list) -> None:
+        self.histories[self.chain(diff_ids, epoch)] = history
+
     def save(self) -> None:
         try:
             write_text(self.path, json.dumps(self.entries, indent=1, sort_keys=True) + "\n")
+            write_text(self.histories_path, json.dumps(self.histories, sort_keys=True) + "\n")
         except OSError:  # a cache: without it the next build only rewrites more
             pass
+
+
+def config_from_engine(shown, history: list, diff_ids: list[str], epoch: int) -> bytes | None:
+    """The rewritten config of an image from what the engine shows of it (``shown``: an
+    engine ImageConfig) and the rewritten ``history`` of an image on the same layers: its
+    entries are kept where the instruction is the same, and may differ only where both are
+    metadata instructions (ENV, LABEL, ARG...: no layer). None when that does not hold."""
+    if len(history) != len(shown.history):
+        return None
+    entries = []
+    for old, (created_by, comment) in zip(history, shown.history):
+        if old.get("created_by", "") == created_by and old.get("comment", "") == comment:
+            entries.append(old)
+        elif old.get("empty_layer") and METADATA.match(created_by) and not comment:
+            entries.append({"created": iso(epoch), "created_by": created_by,
+                            "empty_layer": True})
+        else:
+            return None
+    raw = {"architecture": shown.architecture, "os": shown.os, "config": shown.config,
+           "history": entries, **shown.extra}
+    return rewrite_config(raw, diff_ids, epoch)
+
+
+def normalize_config_only(engine, image_id: str, epoch: int,
+                          layer_map: LayerMap | None = None) -> str | None:
+    """The rewritten image of ``image_id`` without saving it, when every layer's rewrite is
+    known and its layers' history was proven (see the module docstring); else None."""
+    layer_map = layer_map or LayerMap()
+    shown = engine.image_config(image_id)
+    if shown is None:
+        return None
+    diff_ids = [layer_map.get(diff, epoch) for diff in shown.layers]
+    history = layer_map.history(shown.layers, epoch)
+    if None in diff_ids or history is None:
+        return None
+    config_bytes = config_from_engine(shown, history, diff_ids, epoch)
+    if config_bytes is None:
+        return None
+    new_id = "sha256:" + hashlib.sha256(config_bytes).hexdigest()
+    if engine.image_id(new_id) == new_id:
+        return new_id
+    with tempfile.TemporaryDirectory(prefix="niriss-pipe-normalize-") as tmp:
+        folder = Path(tmp)
+        (folder / f"{new_id[7:]}.json").write_bytes(config_bytes)
+        (folder / "manifest.json").write_text(json.dumps(  # layer files: held by the engine
+            [{"Config": f"{new_id[7:]}.json", "RepoTags": None,
+              "Layers": [f"{d.split(':', 1)[1]}/layer.tar" for d in diff_ids]}]))
+        try:
+            loaded = engine.load_archive(folder)
+        except UserError:  # a layer the engine no longer holds: the full rewrite sends it
+            return None
+    return new_id if loaded == new_id else None
 
 
 def normalize_image(engine, image_id: str, epoch: int, layer_map: LayerMap | None = None
@@ -112,17 +194,28 @@ def normalize_image(engine, image_id: str, epoch: int, layer_map: LayerMap | Non
             originals = config["rootfs"]["diff_ids"]
             known = [layer_map.get(diff, epoch) for diff in originals]
             try:
-                return _load(engine, archive, manifest, config, known, epoch, layer_map, tmp)
+                return _load(engine, image_id, archive, manifest, config, known, epoch,
+                             layer_map, tmp)
             except UserError:  # a failed load: the engine's words, as an error paragraph
                 if not any(known):
                     raise
                 # The engine lacks a layer we did not send (another engine, or removed):
                 # send every layer.
-                return _load(engine, archive, manifest, config, [None] * len(known), epoch,
-                             layer_map, tmp)
+                return _load(engine, image_id, archive, manifest, config,
+                             [None] * len(known), epoch, layer_map, tmp)
 
 
-def _load(engine, archive, manifest, config, known, epoch, layer_map, tmp) -> str:
+def _prove_history(engine, built_id: str, originals: list[str], config_bytes: bytes,
+                   diff_ids: list[str], epoch: int, layer_map: LayerMap) -> None:
+    """Remember this history for the config-only path only if that path, from what the
+    engine shows of the built image, writes exactly this config."""
+    history = json.loads(config_bytes)["history"]
+    shown = engine.image_config(built_id)
+    if shown is not None and config_from_engine(shown, history, diff_ids, epoch) == config_bytes:
+        layer_map.put_history(originals, epoch, history)
+
+
+def _load(engine, built_id, archive, manifest, config, known, epoch, layer_map, tmp) -> str:
     out_dir = Path(tmp) / "normalized"
     shutil.rmtree(out_dir, ignore_errors=True)
     out_dir.mkdir()
@@ -138,8 +231,10 @@ def _load(engine, archive, manifest, config, known, epoch, layer_map, tmp) -> st
             part.rename(final)
         diff_ids.append(new)
         files.append(f"{new.split(':', 1)[1]}/layer.tar")
-    layer_map.save()
     config_bytes = rewrite_config(config, diff_ids, epoch)
+    _prove_history(engine, built_id, config["rootfs"]["diff_ids"], config_bytes, diff_ids, epoch,
+                   layer_map)
+    layer_map.save()
     image_id = "sha256:" + hashlib.sha256(config_bytes).hexdigest()
     (out_dir / f"{image_id[7:]}.json").write_bytes(config_bytes)
     (out_dir / "manifest.json").write_text(json.dumps(

@@ -30,5 +30,6 @@ class BuildResult:
     built: bool  # False when the content tag already existed
     seconds: float
     selftest_output: str = ""
+    selftest_reused_from: str | None = None  # the image whose verdict this build reused
     notes: list[str] = field(default_factory=list)
     stage_images: dict[str, str] = field(default_factory=dict)  # build stages it made

@@ -20,7 +20,7 @@ from niriss_pipe.core import grammar
 from niriss_pipe.core.errors import EngineError, UserError, prog
 from niriss_pipe.core.progress import Reporter
 from niriss_pipe.engine.build import BuildStream
-from niriss_pipe.engine.values import BuildOutcome, ImageInfo, RunResult
+from niriss_pipe.engine.values import BuildOutcome, ImageConfig, ImageInfo, RunResult
 from niriss_pipe.render.context import BuildContext
 
 # The network of the build's RUN steps: the engine's default bridge unless set (``host``: for
@@ -125,6 +125,25 @@ class Engine:
         except self.errors.ImageNotFound:
             return None
         return _info(image)
+
+    def image_config(self, image_id: str) -> ImageConfig | None:
+        """The config as inspect and history show it (no save); None when absent."""
+        with self._api_errors(f"inspect {image_id[7:19]}"):
+            try:
+                attrs = self.client.api.inspect_image(image_id)
+            except self.errors.ImageNotFound:
+                return None
+            history = self.client.api.history(image_id)  # newest first
+        extra = {key: attrs[name] for key, name in (("author", "Author"), ("variant", "Variant"),
+                                                    ("os.version", "OsVersion"))
+                 if attrs.get(name)}
+        return ImageConfig(id=attrs["Id"], layers=tuple(attrs["RootFS"].get("Layers") or ()),
+                           config=attrs.get("Config") or {},
+                           architecture=attrs.get("Architecture") or "",
+                           os=attrs.get("Os") or "",
+                           history=tuple((entry.get("CreatedBy") or "", entry.get("Comment") or "")
+                                         for entry in reversed(history)),
+                           extra=extra)
 
     @_guarded("remove {0}")
     def remove_image(self, reference: str) -> None:
@@ -295,7 +314,10 @@ def _info(image) -> ImageInfo:
                      env=tuple(config.get("Env") or ()),
                      entrypoint=tuple(config.get("Entrypoint") or ()),
                      cmd=tuple(config.get("Cmd") or ()),
-                     created=str(image.attrs.get("Created") or ""))
+                     created=str(image.attrs.get("Created") or ""),
+                     layers=tuple((image.attrs.get("RootFS") or {}).get("Layers") or ()),
+                     user=str(config.get("User") or ""),
+                     workdir=str(config.get("WorkingDir") or ""))
 
 
 def _short(exc: Exception) -> str:

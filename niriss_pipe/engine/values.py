@@ -31,3 +31,20 @@ class ImageInfo:
     entrypoint: tuple[str, ...]
     cmd: tuple[str, ...]
     created: str = ""  # when the engine made it (RFC 3339): a label's date may be fixed
+    layers: tuple[str, ...] = ()  # the diff ids of its layers, base first
+    user: str = ""
+    workdir: str = ""
+
+
+@dataclass(frozen=True)
+class ImageConfig:
+    """What the engine shows of an image's config without saving it: enough to write its
+    config anew when only its run settings changed (build/normalize.py)."""
+
+    id: str
+    layers: tuple[str, ...]  # diff ids, base first
+    config: dict  # the run settings (Env, Entrypoint, Labels...), as in the image's config
+    architecture: str
+    os: str
+    history: tuple[tuple[str, str], ...]  # (created_by, comment) of each entry, oldest first
+    extra: dict = field(default_factory=dict)  # author, variant, os version: when set

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from niriss_pipe.build.records import find_record, records_dir
@@ -90,8 +91,31 @@ def inspect_image(engine, reference: str, records: Path | None = None) -> dict:
         "packages": [f"{name}=={version}" for name, version
                      in sorted(installed_versions(probe).items())],
         "build_record": str(record) if record else None,
+        "selftest_at_build": build_selftest(record),
         "labels": labels,
     }
+
+
+def build_selftest(record: Path | None) -> dict | None:
+    """The self-test verdict a build record holds, and whether it ran or was reused."""
+    if record is None:
+        return None
+    try:
+        build = json.loads(record.read_text())["build"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not build.get("selftest"):
+        return None
+    return {"verdict": build["selftest"], "reused_from": build.get("selftest_reused_from")}
+
+
+def at_build_line(at_build: dict) -> str:
+    """``selftest: PASS ... at build (ran)`` or ``... (reused: the verdict of X, the same
+    environment)``."""
+    reused = at_build.get("reused_from")
+    how = (f"reused: the verdict of {reused[7:19]}, the same environment layers"
+           if reused else "ran on this image")
+    return f"{at_build['verdict']} at build ({how})"
 
 
 def format_inspection(info: dict) -> str:
@@ -137,6 +161,9 @@ def format_inspection(info: dict) -> str:
                      f"(scope {refs['scope'] or '?'})"))
     rows.append(("build record", info["build_record"] or
                  f"none for this image id in {records_dir()}"))
+    at_build = info.get("selftest_at_build")
+    if at_build:
+        rows.append(("self-test", at_build_line(at_build)))
     rows.append(("packages", f"{len(info['packages'])} installed"))
     lines = [f"{key:<14} {value}" for key, value in rows]
     lines += [f"  {pin}" for pin in info["packages"]]

@@ -7,13 +7,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from niriss_pipe.build.records import find_record
 from niriss_pipe.build.selftest import run_selftest
 from niriss_pipe.core.errors import EngineError, UserError, VerificationError, opt, prog
 from niriss_pipe.core.progress import human_bytes
 from niriss_pipe.crds.hostcache import has_context
 from niriss_pipe.crds.refcheck import check_context
 from niriss_pipe.provenance.compare import compare_environment, shorten
-from niriss_pipe.provenance.inspect import get_image, int_value, label_value
+from niriss_pipe.provenance.inspect import (
+    at_build_line,
+    build_selftest,
+    get_image,
+    int_value,
+    label_value,
+)
 from niriss_pipe.provenance.probe import installed_versions, run_probe
 from niriss_pipe.provenance.upstream import (
     UpstreamOptions,
@@ -143,6 +150,7 @@ class VerifyReport:
     checks: list[Check] = field(default_factory=list)
     upstream: UpstreamResult | None = None
     unlocked: bool = False  # the image carries no lock at all
+    at_build: dict | None = None  # the build record's self-test verdict (ran or reused)
 
     @property
     def failed(self) -> list[Check]:
@@ -152,7 +160,8 @@ class VerifyReport:
         return {"image": self.reference, "id": self.image_id, "verified": not self.failed,
                 "checks": [{"name": c.name, "ok": c.ok, "ran": c.ran, "summary": c.summary}
                            for c in self.checks],
-                "upstream": self.upstream.as_json() if self.upstream else None}
+                "upstream": self.upstream.as_json() if self.upstream else None,
+                "selftest_at_build": self.at_build}
 
 
 def verify_image(engine, reference: str, options: VerifyOptions | None = None) -> VerifyReport:
@@ -176,6 +185,10 @@ def verify_image(engine, reference: str, options: VerifyOptions | None = None) -
         report.checks += check_environment(labels, probe) + check_baked(labels, probe)
     for check in report.checks:
         say(f"  {check.name:<14} {'ok' if check.ok else 'FAIL'}: {check.summary}")
+    at_build = build_selftest(find_record(image.id))
+    if at_build:  # what the build decided, before this run's own verdict
+        say(f"  {'at build':<14} {at_build_line(at_build)}")
+        report.at_build = at_build
     if options.selftest:
         try:
             run_selftest(engine, image.id)  # prints its own '  selftest ... PASS' line

@@ -30,6 +30,11 @@ IMAGE_USER, IMAGE_UID = "jwst", 1000
 # Any CRDS_SERVER_URL containing 'serverless' makes the crds client skip every network call.
 SERVERLESS_URL = "https://jwst-serverless-mode.stsci.edu"
 SCOPE_ENV = "NIRISS_PIPE_CRDS_SCOPE"  # the spec's crds.scope: what check-cache expects
+# What the self-test sets or clears itself (its own synthetic context, offline): an image's
+# values of these do not change its verdict.
+SELFTEST_OWN_ENV = ("CRDS_PATH", "CRDS_CONTEXT", "CRDS_SERVER_URL", "CRDS_MODE",
+                    "CRDS_READONLY_CACHE", "CRDS_MAPPING_URI", "CRDS_REFERENCE_URI",
+                    "CRDS_CONFIG_URI")
 SKIP_CACHE_CHECK_ENV = "NIRISS_PIPE_SKIP_CACHE_CHECK"  # =1: strun without the cache check
 SYNTHETIC_SERIAL = "9999"  # synthetic contexts: never an STScI context number, never shadows one
 

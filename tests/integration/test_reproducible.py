@@ -139,24 +139,47 @@ def test_a_one_line_change_in_the_lock_is_another_image_and_compare_names_it(
 
 
 def test_pmap_only_rebuild_and_noop_keep_their_speed_path(engine, default_image_id, tmp_path):
-    default_image = engine.image_id(default_image_id)
     """A new pmap rebuilds only the context stage on the cached runtime stage (no environment
-    layer rebuilt or rewritten), and its image differs from the default in its config only."""
+    layer rebuilt or rewritten), and its image differs from the default in its config only.
+    Its rewrite is then config-only (nothing saved) and gives the id the full rewrite gives;
+    its self-test verdict is the same environment's."""
+    from niriss_pipe.build.normalize import LayerMap
+
+    default_image = engine.image_id(default_image_id)
     spec = yaml.safe_load((ROOT / "images" / "default.yaml").read_text())
     spec["name"] = "niriss-pipe-pmaponly"
     spec["crds"]["context"] = "jwst_1586.pmap"
     path = write_spec(tmp_path, "pmaponly", spec)
+    # this test's own layer map: the rewrites the session's builds learned, no histories yet
+    layers = tmp_path / "layers.json"
+    layers.write_text(LayerMap().path.read_text())
+    env = {"NIRISS_PIPE_LAYER_MAP": str(layers)}
+    tag = "niriss-pipe-pmaponly:jwst_1586"
     try:
-        proc = cli("build", "--no-selftest", str(path))
+        proc = cli("build", "--no-selftest", str(path), env=env)
         stages = {line.split()[0]: line for line in proc.stdout.splitlines()
                   if line.startswith("  ")}
         for stage in ("os-packages", "python-env", "jwst", "image", "runtime"):
             assert stages[stage].split()[1] == "cached", proc.stdout
-        diff = json.loads(cli("compare", "--json", default_image,
-                              "niriss-pipe-pmaponly:jwst_1586", check=False).stdout)
+        assert "config only" not in stages["normalize"]  # the full rewrite: it learns
+        full = engine.image_id(tag)
+        diff = json.loads(cli("compare", "--json", default_image, tag, check=False).stdout)
         assert diff["layers"] == [], diff["layers"]  # every layer is the default's
         assert any("CRDS_CONTEXT" in field or "Env" in field for field in diff["config"])
-        again = cli("build", str(path))
-        assert "is up to date" in again.stdout
+
+        cli("build", "--force", str(path), env=env)  # with its self-test (run or reused)
+        again = cli("build", "--force", str(path), env=env).stdout
+        normalize = next(line for line in again.splitlines() if line.startswith("  normalize"))
+        assert "config only" in normalize and full[7:19] in normalize, again
+        assert engine.image_id(tag) == full  # the same id as the full rewrite's
+        assert re.search(r"  selftest +reused +selftest: PASS .*\(the verdict of [0-9a-f]{12}, "
+                         r"the same environment\)", again), again
+        records = Path(os.environ["NIRISS_PIPE_RECORDS"]) / "niriss-pipe-pmaponly"
+        record = json.loads(sorted(records.glob("*.json"))[-1].read_text())
+        assert record["build"]["selftest_reused_from"].startswith("sha256:")
+        shown = cli("inspect", tag).stdout
+        assert re.search(r"self-test +selftest: PASS.* at build \(reused: the verdict of", shown)
+        noop = cli("build", str(path), env=env)
+        assert "is up to date" in noop.stdout
     finally:
         remove_repository("niriss-pipe-pmaponly")

@@ -24,11 +24,19 @@ class RecordingEngine:
         self.calls = []
         self.tags = dict(existing or {})
         self.selftest_code = selftest_code
+        self.env = ["PATH=/opt/env/bin:/usr/bin", "CRDS_CONTEXT=jwst_1584.pmap"]
 
     def image_id(self, ref):
         if ref.startswith("niriss-pipe-base:"):
             return "sha256:base"
         return self.tags.get(ref)
+
+    def image_info(self, ref):
+        from niriss_pipe.engine.values import ImageInfo
+
+        return ImageInfo(id=ref, tags=(), labels={}, env=tuple(self.env),
+                         entrypoint=("/usr/local/bin/niriss-pipe-entrypoint",), cmd=("info",),
+                         layers=("sha256:l1", "sha256:l2"), user="jwst", workdir="/data")
 
     def repo_digest(self, ref):
         return "sha256:base"
@@ -48,6 +56,15 @@ class RecordingEngine:
 
     def remove_untagged(self, image_id):
         self.calls.append(("remove_untagged", image_id))
+
+
+@pytest.fixture(autouse=True)
+def config_only_normalize(monkeypatch, tmp_path):
+    """The rewrite is build/normalize.py's (tested there); here the built image is its own
+    rewrite, and the layer map is the test's."""
+    monkeypatch.setenv("NIRISS_PIPE_LAYER_MAP", str(tmp_path / "layers.json"))
+    monkeypatch.setenv("NIRISS_PIPE_RECORDS", str(tmp_path / "records"))
+    monkeypatch.setattr(builder, "normalize_config_only", lambda engine, built, epoch, m: built)
 
 
 @pytest.fixture
@@ -139,3 +156,44 @@ def test_the_image_s_times_come_from_the_lock_s_day_unless_set(monkeypatch):
     monkeypatch.delenv("SOURCE_DATE_EPOCH")
     with pytest.raises(UserError, match="records no resolution day"):
         stamps.build_epoch("# a lock without inputs\n")
+
+
+def test_the_verdict_of_the_same_environment_is_reused(spec, tmp_path):
+    """A pmap-only change (CRDS_CONTEXT) keeps the environment: no second self-test. Another
+    layer or run setting runs it; a failed self-test is never remembered."""
+    first = RecordingEngine()
+    built = builder.build(spec, first, options(tmp_path))
+    assert ("run", ["selftest"], False) in first.calls and built.selftest_reused_from is None
+    second = RecordingEngine()
+    second.env = ["PATH=/opt/env/bin:/usr/bin", "CRDS_CONTEXT=jwst_1586.pmap"]
+    again = builder.build(spec, second, builder.BuildOptions(ca_bundle="none", cache=tmp_path,
+                                                             force=True))
+    assert [c for c in second.calls if c[0] == "run"] == []
+    assert again.selftest_reused_from == "sha256:new"
+    assert again.selftest_output.startswith("selftest: PASS")
+    third = RecordingEngine()
+    third.env = ["PATH=/opt/env/bin:/usr/bin", "OMP_NUM_THREADS=1"]
+    builder.build(spec, third, builder.BuildOptions(ca_bundle="none", cache=tmp_path,
+                                                    force=True))
+    assert ("run", ["selftest"], False) in third.calls  # another run setting: run again
+    fresh = RecordingEngine()
+    builder.build(spec, fresh, builder.BuildOptions(ca_bundle="none", cache=tmp_path,
+                                                    no_cache=True))
+    assert ("run", ["selftest"], False) in fresh.calls  # --no-cache: everything anew
+
+
+def test_a_failed_selftest_is_not_remembered(spec, tmp_path):
+    with pytest.raises(EngineError):
+        builder.build(spec, RecordingEngine(selftest_code=1), options(tmp_path))
+    retry = RecordingEngine()
+    builder.build(spec, retry, options(tmp_path))
+    assert ("run", ["selftest"], False) in retry.calls
+
+
+def test_the_self_test_sets_every_variable_the_verdict_key_leaves_out():
+    from niriss_pipe.runtime.contract import SELFTEST_OWN_ENV
+    from niriss_pipe.runtime.selftest import offline_env
+
+    env = offline_env("/tmp/synthetic", "jwst_9999.pmap")
+    assert all(name in env or name.endswith("_URI") for name in SELFTEST_OWN_ENV)
+    assert not any(name in env for name in SELFTEST_OWN_ENV if name.endswith("_URI"))

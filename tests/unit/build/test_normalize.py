@@ -119,3 +119,114 @@ def test_the_layer_map_survives_a_broken_file(tmp_path, broken):
     mapping.save()
     assert LayerMap(mapping.path).get("sha256:a", EPOCH) == "sha256:b"
     assert LayerMap(mapping.path).get("sha256:a", EPOCH + 1) is None  # another epoch
+
+
+# -- the config-only path: a pmap-only change rewrites no layer and saves nothing -----------------
+RAW = {  # a built image's config as `docker save` has it (classic builder, Engine 20.10)
+    "architecture": "amd64", "os": "linux", "docker_version": "20.10.24",
+    "container": "c0ffee", "container_config": {"Hostname": "c0ffee"},
+    "created": "2026-12-02T02:01:29Z",
+    "config": {"Hostname": "c0ffee", "User": "jwst", "Env": ["CRDS_CONTEXT=jwst_1584.pmap"],
+               "Image": "sha256:parent", "Labels": {"io.niriss-pipe.crds.context": "jwst_1584"},
+               "Entrypoint": ["/opt/niriss-pipe/entrypoint.sh"]},
+    "history": [{"created": "2026-12-01T21:47:21Z", "comment": "Imported from -"},
+                {"created": "2026-12-02T02:01:28Z", "created_by": "/bin/sh -c pip install x"},
+                {"created": "2026-12-02T02:01:29Z",
+                 "created_by": "/bin/sh -c #(nop)  ENV CRDS_CONTEXT=jwst_1584.pmap",
+                 "empty_layer": True},
+                {"created": "2026-12-02T02:01:29Z",
+                 "created_by": "/bin/sh -c #(nop)  LABEL io.niriss-pipe.crds.context=jwst_1584",
+                 "empty_layer": True}],
+    "rootfs": {"type": "layers", "diff_ids": ["sha256:b1", "sha256:b2"]},
+}
+NEW = ["sha256:n1", "sha256:n2"]
+
+
+def shown(raw, pmap="1584"):
+    """What inspect and history show of the image ``raw`` with its pmap changed to ``pmap``."""
+    from niriss_pipe.engine.values import ImageConfig
+
+    config = json.loads(json.dumps(raw["config"]).replace("1584", pmap))
+    return ImageConfig(id="sha256:built", layers=tuple(raw["rootfs"]["diff_ids"]),
+                       config=config, architecture="amd64", os="linux",
+                       history=tuple((e.get("created_by", "").replace("1584", pmap),
+                                      e.get("comment", "")) for e in raw["history"]))
+
+
+def test_the_config_from_the_engine_is_the_full_rewrite_s():
+    from niriss_pipe.build.normalize import config_from_engine
+
+    full = rewrite_config(RAW, NEW, EPOCH)
+    history = json.loads(full)["history"]
+    assert config_from_engine(shown(RAW), history, NEW, EPOCH) == full
+    # another pmap: the ENV and LABEL entries change, and the config is what a full rewrite
+    # of that image would write
+    other = json.loads(json.dumps(RAW).replace("1584", "1586"))
+    assert config_from_engine(shown(RAW, "1586"), history, NEW, EPOCH) == \
+        rewrite_config(other, NEW, EPOCH)
+
+
+@pytest.mark.parametrize("change", ["a RUN changed", "one more entry", "a COPY changed"])
+def test_anything_but_metadata_changing_takes_the_full_rewrite(change):
+    from niriss_pipe.build.normalize import config_from_engine
+
+    history = json.loads(rewrite_config(RAW, NEW, EPOCH))["history"]
+    view = shown(RAW)
+    entries = list(view.history)
+    if change == "a RUN changed":
+        entries[1] = ("/bin/sh -c pip install y", "")
+    elif change == "one more entry":
+        entries.append(("/bin/sh -c #(nop)  ENV A=1", ""))
+    else:
+        history[2]["created_by"] = "/bin/sh -c #(nop) COPY dir:abc in /crds"
+        entries[2] = ("/bin/sh -c #(nop) COPY dir:def in /crds", "")
+    from dataclasses import replace
+
+    assert config_from_engine(replace(view, history=tuple(entries)), history, NEW, EPOCH) is None
+
+
+class ConfigEngine:
+    """The engine calls of the config-only path: inspect, ask for an id, load."""
+
+    def __init__(self, view, held=(), load_fails=False):
+        self.view, self.held, self.load_fails, self.loaded = view, set(held), load_fails, []
+
+    def image_config(self, image_id):
+        return self.view
+
+    def image_id(self, reference):
+        return reference if reference in self.held else None
+
+    def load_archive(self, folder):
+        from niriss_pipe.core.errors import UserError
+
+        files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+        self.loaded.append(files)
+        if self.load_fails:
+            raise UserError("open /var/lib/docker/tmp/x/n1/layer.tar: no such file")
+        config = next(p for p in folder.glob("*.json") if p.name != "manifest.json")
+        return "sha256:" + hashlib.sha256(config.read_bytes()).hexdigest()
+
+
+def test_config_only_loads_the_config_alone_when_every_layer_is_known(tmp_path):
+    from niriss_pipe.build.normalize import normalize_config_only
+
+    layer_map = LayerMap(tmp_path / "layers.json")
+    engine = ConfigEngine(shown(RAW, "1586"))
+    assert normalize_config_only(engine, "sha256:built", EPOCH, layer_map) is None  # unknown
+    for old, new in zip(RAW["rootfs"]["diff_ids"], NEW):
+        layer_map.put(old, EPOCH, new)
+    assert normalize_config_only(engine, "sha256:built", EPOCH, layer_map) is None  # no history
+    layer_map.put_history(RAW["rootfs"]["diff_ids"], EPOCH,
+                          json.loads(rewrite_config(RAW, NEW, EPOCH))["history"])
+    layer_map.save()
+    again = LayerMap(tmp_path / "layers.json")  # remembered across builds
+    other = json.loads(json.dumps(RAW).replace("1584", "1586"))
+    expected = "sha256:" + hashlib.sha256(rewrite_config(other, NEW, EPOCH)).hexdigest()
+    assert normalize_config_only(engine, "sha256:built", EPOCH, again) == expected
+    assert len(engine.loaded[0]) == 2 and "manifest.json" in engine.loaded[0]  # no layer file
+    held = ConfigEngine(shown(RAW, "1586"), held={expected})  # the engine has it: no load
+    assert normalize_config_only(held, "sha256:built", EPOCH, again) == expected
+    assert held.loaded == []
+    gone = ConfigEngine(shown(RAW, "1586"), load_fails=True)  # a layer was removed meanwhile
+    assert normalize_config_only(gone, "sha256:built", EPOCH, again) is None

@@ -39,7 +39,8 @@ def test_crds_path_is_the_default_cache_of_every_host_command(monkeypatch, tmp_p
 
     commands = [["sync", "--context", "jwst_1584"], ["verify-cache"], ["cache"], ["clean"],
                 ["build"], ["render", "images/default.yaml"], ["demo"], ["repro"],
-                ["verify", "IMAGE"], ["check", "IMAGE"], ["reproduce", "x_rate.fits", "--input", "x_uncal.fits"],
+                ["verify", "IMAGE"], ["check", "IMAGE"],
+                ["reproduce", "x_rate.fits", "--input", "x_uncal.fits"],
                 ["batch", "submit", "IMAGE", "calwebb_detector1", "x.fits", "-o", "out"]]
     monkeypatch.setenv("CRDS_PATH", str(tmp_path / "stsci_cache"))
     for argv in commands:
