@@ -134,9 +134,15 @@ def check(args, reporter: Reporter) -> int:
     from niriss_pipe.provenance.contextcheck import check_target
 
     result = check_target(Engine(reporter), args.target, args.context, args.cache)
+    try:
+        result.raise_for()
+    except VerificationError as err:
+        if args.json:  # one document: the result and the error paragraph
+            emit({**result.as_json(), "error": err.paragraph()})
+            err.emitted = True
+        raise
     if args.json:
         emit(result.as_json())
-    result.raise_for()
     return 0
 
 

@@ -11,6 +11,7 @@ host needs no jwst, and the choice is the one the image will make.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -50,9 +51,9 @@ def run_refcheck(engine, image: str, opts: dict, *, cache: Path | None, volumes=
     if cache is not None:
         binds.update(mount(cache, CRDS_PATH, opt("cache")))
     python = f"{ENV_PREFIX}/bin/python"
-    code, stdout, stderr = engine.run_split(
+    code, stdout, stderr = engine.run_split(  # as the caller: it reads what they can read
         image, [python, "-c", source(), json.dumps(opts)], volumes=binds,
-        environment=crds_env(opts["context"]))
+        environment=crds_env(opts["context"]), user=f"{os.getuid()}:{os.getgid()}")
     line = next((t for t in reversed(stdout.splitlines()) if t.startswith(MARK)), None)
     answer = json.loads(line[len(MARK):]) if line else None
     if code != 0 or answer is None or "error" in answer:

@@ -90,6 +90,7 @@ class UpstreamResult:
             packages[name] = item
         return {"suite": self.summary["suite"], "packages": packages, **self.totals,
                 "missing_dependencies": self.missing, "absent": self.summary.get("absent", []),
+                "wall_clock": self.summary.get("wall_clock", []),
                 "junit": str(self.junit) if self.junit else None,
                 "summary": str(self.kept) if self.kept else None, "ok": self.ok}
 
@@ -225,6 +226,9 @@ def report_lines(result: UpstreamResult, verbose: bool = False) -> list[str]:
             lines += [f"      {line}" for line in crds]
     if summary.get("absent"):
         lines.append(f"    no tests shipped in this release for: {', '.join(summary['absent'])}")
+    if summary.get("wall_clock"):
+        lines.append("    not run, they assert wall-clock time (the machine's load decides it; "
+                     f"--only runs them): {', '.join(summary['wall_clock'])}")
     if result.junit:
         lines.append(f"    JUnit XML: {result.junit}")
     return lines

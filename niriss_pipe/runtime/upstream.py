@@ -35,6 +35,11 @@ QUICK_MODES = {
     "imaging": ("jwst/assign_wcs/tests/test_niriss.py", "jwst/flatfield",
                 "jwst/photom/tests/test_photom.py"),
 }
+# Tests that assert how long the code took (wall clock): the machine's load decides them, not
+# what the image computes. They are not run, and the summary lists them (never dropped
+# silently); --only runs them like any other.
+WALL_CLOCK = ("jwst/jump/tests/test_detect_jumps.py::test_exec_time_0_crs",
+              "jwst/jump/tests/test_detect_jumps.py::test_exec_time_many_crs")
 INI = "[pytest]\njunit_family = xunit2\naddopts =\n"  # not the repositories' (not shipped)
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.\-]*)(?:\[[^\]]*\])?==([^\s;\\]+)", re.MULTILINE)
 
@@ -171,26 +176,40 @@ def has_xdist():
     return True
 
 
-def pytest_command(paths, out, package, ini, site, jobs):
+def wall_clock_tests(paths, site):
+    """The WALL_CLOCK tests these paths would run (their file is shipped and chosen)."""
+    found = []
+    for nodeid in WALL_CLOCK:
+        name = nodeid.split("::", 1)[0]
+        if os.path.isfile(os.path.join(site, name)) and any(
+                name == p or name.startswith(p.rstrip("/") + "/") for p in paths):
+            found.append(nodeid)
+    return found
+
+
+def pytest_command(paths, out, package, ini, site, jobs, deselect=()):
     command = [sys.executable, "-m", "pytest", *paths, "-p", PLUGIN, "-p", "no:cacheprovider",
                "-c", ini, "--rootdir", site, "-q", "-rN", "--color=no", "--tb=short",
                "--continue-on-collection-errors",
                "--junitxml", os.path.join(out, package + ".xml"),
                "-o", "junit_suite_name=" + package,
                "--niriss-pipe-results", os.path.join(out, package + ".results.json")]
+    for nodeid in deselect:
+        command += ["--deselect", nodeid]
     if jobs > 1 and has_xdist():
         command += ["-n", str(jobs)]
     return command
 
 
-def run_package(package, paths, out, ini, site, jobs, env):
+def run_package(package, paths, out, ini, site, jobs, env, deselect=()):
     """Run one package's tests; return its summary entry."""
     import subprocess
 
     log = os.path.join(out, package + ".log")
     started = time.monotonic()
     with open(log, "w") as stream:
-        code = subprocess.call(pytest_command(paths, out, package, ini, site, jobs), cwd=site,
+        code = subprocess.call(pytest_command(paths, out, package, ini, site, jobs, deselect),
+                               cwd=site,
                                stdout=stream, stderr=subprocess.STDOUT, env=env)
     seconds = round(time.monotonic() - started, 1)
     try:
@@ -225,6 +244,7 @@ def run(suite, out, only=(), jobs=1, lock=TEST_LOCK_IN_IMAGE):
                "network_interfaces": interfaces(),
                "python": sys.version.split()[0], "pytest": have.get("pytest"),
                "versions": versions(have, PACKAGES), "packages": {}, "absent": [],
+               "wall_clock": [],
                "missing_dependencies": []}
     try:
         with open(lock) as stream:
@@ -248,7 +268,9 @@ def run(suite, out, only=(), jobs=1, lock=TEST_LOCK_IN_IMAGE):
             stream.write(INI)
         for package, paths in sorted(chosen.items()):
             print(f"{package}: running {len(paths)} test paths", flush=True)
-            entry = run_package(package, paths, out, ini, site, jobs, env)
+            timed = [] if only else wall_clock_tests(paths, site)
+            summary["wall_clock"] += timed
+            entry = run_package(package, paths, out, ini, site, jobs, env, timed)
             summary["packages"][package] = entry
             print("{}: {passed} passed, {needs_crds} need CRDS, {failed} failed, {errors} "
                   "errors ({seconds:.0f} s)".format(package, **entry), flush=True)

@@ -31,8 +31,10 @@ def test_verify_json_lists_every_check(default_image):
     proc = cli("verify", default_image, "--no-selftest", "--json")
     document = json.loads(proc.stdout)
     assert document["verified"] is True and document["image"] == default_image
-    assert [(c["name"], c["ok"]) for c in document["checks"]] == [("lock", True),
-                                                                  ("environment", True)]
+    assert [(c["name"], c["ok"]) for c in document["checks"]] == [
+        ("lock", True), ("environment", True), ("context", True)]
+    context = document["checks"][-1]  # run when the cache holds the image's context
+    assert context["ran"] or context["summary"].startswith("not run for jwst_1584.pmap")
     assert "verifying" in proc.stderr
 
 
@@ -47,6 +49,7 @@ def test_verify_json_when_the_image_does_not_match(engine, default_image):
     document = json.loads(proc.stdout)  # one document: the checks, then the error
     assert document["verified"] is False
     assert {c["name"]: c["ok"] for c in document["checks"]} == {"lock": False,
-                                                                "environment": False}
+                                                                "environment": False,
+                                                                "context": True}
     assert "does not match what it was built from" in document["error"]
     assert proc.stderr.startswith("verifying") and "error: " in proc.stderr

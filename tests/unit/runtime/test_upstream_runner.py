@@ -122,3 +122,15 @@ def test_steps_a_default_run_skips_are_left_to_the_full_suite():
 
     assert [upstream.skipped_by_default(k) for k in (Step, Optional, Inherits, Plain)] == [
         False, True, True, False]
+
+
+def test_tests_that_assert_wall_clock_time_are_listed_not_run(tmp_path):
+    name = "jwst/jump/tests/test_detect_jumps.py"
+    (tmp_path / name).parent.mkdir(parents=True)
+    (tmp_path / name).write_text("")
+    found = upstream.wall_clock_tests(["jwst/jump", "jwst/linearity"], str(tmp_path))
+    assert found == [f"{name}::test_exec_time_0_crs", f"{name}::test_exec_time_many_crs"]
+    assert upstream.wall_clock_tests(["jwst/linearity"], str(tmp_path)) == []
+    command = upstream.pytest_command(["jwst/jump"], "/out", "jwst", "/ini", str(tmp_path), 1,
+                                      found)
+    assert command[command.index("--deselect") + 1] == found[0]
