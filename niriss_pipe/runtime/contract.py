@@ -27,6 +27,10 @@ IMAGE_USER, IMAGE_UID = "jwst", 1000
 SERVERLESS_URL = "https://jwst-serverless-mode.stsci.edu"
 SCOPE_ENV = "NIRISS_PIPE_CRDS_SCOPE"  # the spec's crds.scope: what check-cache expects
 SKIP_CACHE_CHECK_ENV = "NIRISS_PIPE_SKIP_CACHE_CHECK"  # =1: strun without the cache check
+# A batch task's cores (set by its script from SLURM or --cpus; the entrypoint logs it with the
+# thread-pool variables, which the image's OpenBLAS, OpenMP, MKL and numexpr obey).
+CPUS_ENV = "NIRISS_PIPE_CPUS"
+THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 SYNTHETIC_SERIAL = "9999"  # synthetic contexts: never an STScI context number, never shadows one
 
 # -- labels ------------------------------------------------------------------------------------
