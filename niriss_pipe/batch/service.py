@@ -140,6 +140,10 @@ def submit(request: BatchRequest, reporter: Reporter, *, local: bool = False,
     if not dry_run:
         runner.require()
     plan = plan_batch(request, reporter)
+    if not local and plan.slurm.mem is None:
+        hint = mem_hint(plan)
+        if hint:
+            reporter.say(hint)
     if dry_run:
         reporter.say(dry_run_text(plan, local).rstrip("\n"))
         return Outcome.PLANNED
@@ -151,6 +155,16 @@ def submit(request: BatchRequest, reporter: Reporter, *, local: bool = False,
         if not load_plan(plan.folder).submissions:  # nothing went to SLURM: leave no trace
             remove_folder(plan, created)
         raise
+
+
+def mem_hint(plan: Plan) -> str | None:
+    """The --mem suggestion (batch/memory.py) for a SLURM batch submitted without one."""
+    from niriss_pipe.batch.memory import suggestion
+
+    pipeline = plan.pipeline
+    if Path(pipeline) in plan.parameters:
+        pipeline = batchcores.parameter_file_class(Path(pipeline)) or pipeline
+    return suggestion(pipeline, [task.input for task in plan.tasks], int(plan.slurm.cpus))
 
 
 def _workers(workers: int | str) -> int:

@@ -32,6 +32,7 @@ SKIP_CACHE_CHECK_ENV = "NIRISS_PIPE_SKIP_CACHE_CHECK"  # =1: strun without the c
 CPUS_ENV = "NIRISS_PIPE_CPUS"
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 SYNTHETIC_SERIAL = "9999"  # synthetic contexts: never an STScI context number, never shadows one
+SYNTHETIC_FULL_SERIAL = "9998"  # the synthetic full-frame references (the benchmark's)
 
 # -- labels ------------------------------------------------------------------------------------
 LABEL_NS = "io.niriss-pipe"
