@@ -11,7 +11,9 @@ jumps, read noise) and a synthetic context of full-frame references (jwst_9998.p
   batch task passes);
 - ``host-N``: the host venv's strun (bench/batch.py makes it from images/locks/default.txt)
   with the same variables and arguments;
-- ``batch-N``: the real ``batch submit --local -j 1 --cpus N --no-preview``.
+- ``batch-N``: the real ``batch submit --local -j 1 --cpus N --no-preview``;
+- ``small-1``: the self-test's 64x64, 5-group exposure in the container (what does not grow
+  with the data: Python, jwst, the pipeline's fixed costs).
 
 Peak memory, two ways (see docs/benchmarks.md): the largest single process's maximum resident
 set (``getrusage(RUSAGE_CHILDREN).ru_maxrss`` of a small wrapper around strun, the same on
@@ -42,6 +44,7 @@ from batch import ROOT, cli, host_env, host_venv, machine, run, say  # noqa: E40
 
 CONTEXT = "jwst_9998.pmap"  # runtime/contract.py SYNTHETIC_FULL_SERIAL
 NAME = "jw_niriss_fullframe_nis_uncal.fits"
+SMALL = "jw_niriss_sub64_nis_uncal.fits"
 THREADS = ("NIRISS_PIPE_CPUS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
            "NUMEXPR_NUM_THREADS")
 WRAPPER = """import resource, subprocess, sys, time
@@ -69,7 +72,13 @@ def make_data(image: str, work: Path, ngroups: int) -> Path:
     run(["docker", "run", "--rm", "--network", "none", "--user", user, "-v", f"{inputs}:/data",
          image, *synth, "exposure", f"/data/{NAME}", "--frame", "full", "--ngroups",
          str(ngroups)], "full-frame exposure")
-    for path in [*cache.rglob("*"), *inputs.iterdir()]:
+    # The self-test's 64x64, 5-group exposure and context: the figure that does not grow.
+    small = work / "small"
+    small.mkdir()
+    run(["docker", "run", "--rm", "--network", "none", "--user", user, "-v", f"{cache}:/crds",
+         "-v", f"{small}:/data", image, "sh", "-c", f"{' '.join(synth)} context /crds && "
+         f"{' '.join(synth)} exposure /data/{SMALL}"], "64x64 context and exposure")
+    for path in [*cache.rglob("*"), *inputs.iterdir(), small, *small.iterdir()]:
         path.chmod(0o755 if path.is_dir() else 0o644)
     return inputs / NAME
 
@@ -179,12 +188,13 @@ def peak_line(text: str) -> dict:
             "cpu_s": float(found.group(3))} if found else {}
 
 
-def container_run(image: str, work: Path, exposure: Path, cpus: int) -> dict:
-    out = work / f"container-{cpus}"
+def container_run(image: str, work: Path, exposure: Path, cpus: int,
+                  context: str = CONTEXT, key: str = "") -> dict:
+    out = work / (key or f"container-{cpus}")
     out.mkdir()
     out.chmod(0o777)
-    name = f"niriss-pipe-bench-fullframe-{os.getpid()}-{cpus}"
-    env = [f"--env={var}={cpus}" for var in THREADS] + [f"--env=CRDS_CONTEXT={CONTEXT}"]
+    name = f"niriss-pipe-bench-fullframe-{os.getpid()}-{out.name}"
+    env = [f"--env={var}={cpus}" for var in THREADS] + [f"--env=CRDS_CONTEXT={context}"]
     cmd = ["docker", "run", "--rm", "--name", name, "--network", "none", "--read-only",
            "--tmpfs", "/tmp", "--user", f"{os.getuid()}:{os.getgid()}", *env,
            "-v", f"{work / 'wrapper.py'}:/wrapper.py:ro", "-v", f"{work / 'cache'}:/crds:ro",
@@ -270,8 +280,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--ngroups", type=int, default=15, help="NGROUPS (default 15)")
     parser.add_argument("--venv", type=Path, default=ROOT / "build" / "bench-venv",
                         help="host venv with the lock's jwst (made when missing)")
-    parser.add_argument("--runs", default="container-1,host-1,host-2,batch-1,batch-2",
-                        help="comma-separated, of container-N, host-N, batch-N")
+    parser.add_argument("--runs", default="small-1,container-1,host-1,host-2,batch-1,batch-2",
+                        help="comma-separated, of small-N (64x64), container-N, host-N, "
+                        "batch-N")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     args = parser.parse_args(argv)
     strun, jwst_host = host_venv(args.venv.resolve())
@@ -296,7 +307,10 @@ def main(argv: list[str]) -> int:
         for key in [k.strip() for k in args.runs.split(",") if k.strip()]:
             kind, _, cores = key.partition("-")
             cpus = int(cores)
-            if kind == "container":
+            if kind == "small":  # the 64x64 exposure, its own context
+                result = container_run(results["image_id"], work, work / "small" / SMALL, cpus,
+                                       "jwst_9999.pmap", key)
+            elif kind == "container":
                 result = container_run(results["image_id"], work, exposure, cpus)
             elif kind == "host":
                 result = host_run(strun, work, exposure, cpus)

@@ -258,9 +258,10 @@ def test_array_under_charliecloud_gives_the_same_products(area, exposures, synth
         assert (out / "products" / stem / f"{stem}_rate.thumb.png").is_file()  # ch-run too
     assert not list((docker_batch / "products").glob("*/*_fitopt.fits"))  # not by default
     # SLURM's 2 cpus per task reach ch-run's container; the parameter file (written with every
-    # step's maximum_cores) keeps its own, so none is passed.
+    # step's maximum_cores, jwst's default 1) keeps its own, so none is passed.
     log = (out / "logs" / "1.log").read_text()
-    assert in_container(2) in log and "(jwst default maximum_cores)" in log
+    assert in_container(2) in log and "Maximum cores to use = 1" in log
+    assert "maximum_cores" not in task_sh
     assert json.loads((out / "batch.json").read_text())["cores"]["maximum_cores"] == {}
 
 
