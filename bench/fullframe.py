@@ -111,21 +111,34 @@ class Sampler:
             time.sleep(0.2)
 
 
-def cgroup_memory(match) -> dict:
-    """Summed over the running containers ``match(name, mounts)`` selects: cgroup v1's
-    max_usage_in_bytes and total_rss (v2: memory.peak and anon)."""
-    ids = subprocess.run(["docker", "ps", "-q", "--no-trunc"], capture_output=True,
-                         text=True).stdout.split()
-    if not ids:
-        return {}
-    info = subprocess.run(["docker", "inspect", "--format", "{{.Id}} {{.Name}} "
-                           "{{range .Mounts}}{{.Source}},{{end}}", *ids], capture_output=True,
-                          text=True).stdout.splitlines()
+class Containers:
+    """The running containers ``match(name, mounts)`` selects, asked of the engine at most
+    once a second (a docker CLI call every 0.2 s would load the 2 CPUs it measures)."""
+
+    def __init__(self, match):
+        self.match, self.ids, self.asked = match, set(), 0.0
+
+    def __call__(self) -> set:
+        if time.monotonic() - self.asked >= 1.0:
+            self.asked = time.monotonic()
+            ids = subprocess.run(["docker", "ps", "-q", "--no-trunc"], capture_output=True,
+                                 text=True).stdout.split()
+            info = subprocess.run(["docker", "inspect", "--format", "{{.Id}} {{.Name}} "
+                                   "{{range .Mounts}}{{.Source}},{{end}}", *ids],
+                                  capture_output=True, text=True).stdout.splitlines() \
+                if ids else []
+            for line in info:
+                cid, name, mounts = (line.split(" ", 2) + [""])[:3]
+                if self.match(name.lstrip("/"), mounts):
+                    self.ids.add(cid)
+        return self.ids
+
+
+def cgroup_memory(containers: Containers) -> dict:
+    """Summed over the selected containers: cgroup v1's max_usage_in_bytes and total_rss
+    (v2: memory.peak and anon), read from the cgroup files alone."""
     total = {"cgroup_max_usage": 0, "cgroup_rss": 0}
-    for line in info:
-        cid, name, mounts = (line.split(" ", 2) + [""])[:3]
-        if not match(name.lstrip("/"), mounts):
-            continue
+    for cid in containers():
         v1 = Path("/sys/fs/cgroup/memory/docker") / cid
         try:
             if v1.is_dir():
@@ -191,6 +204,7 @@ def peak_line(text: str) -> dict:
 def container_run(image: str, work: Path, exposure: Path, cpus: int,
                   context: str = CONTEXT, key: str = "") -> dict:
     out = work / (key or f"container-{cpus}")
+    out = out if not out.exists() else work / f"{out.name}.{time.monotonic_ns()}"
     out.mkdir()
     out.chmod(0o777)
     name = f"niriss-pipe-bench-fullframe-{os.getpid()}-{out.name}"
@@ -203,7 +217,8 @@ def container_run(image: str, work: Path, exposure: Path, cpus: int,
            "calwebb_detector1", f"/mnt/0/{exposure.name}", "--output_dir=/data",
            *strun_args(cpus)]
     started = time.monotonic()
-    with Sampler(lambda: cgroup_memory(lambda n, m: n == name)) as sampler:
+    chosen = Containers(lambda n, m: n == name)
+    with Sampler(lambda: cgroup_memory(chosen)) as sampler:
         proc = run(cmd, f"container run, {cpus} cores")
     wall = time.monotonic() - started
     log = proc.stdout + proc.stderr
@@ -214,6 +229,7 @@ def container_run(image: str, work: Path, exposure: Path, cpus: int,
 
 def host_run(strun: Path, work: Path, exposure: Path, cpus: int) -> dict:
     out = work / f"host-{cpus}"
+    out = out if not out.exists() else work / f"host-{cpus}.{time.monotonic_ns()}"
     out.mkdir()
     env = {**host_env(work / "cache"), "CRDS_CONTEXT": CONTEXT,
            **{var: str(cpus) for var in THREADS}}
@@ -234,7 +250,9 @@ def host_run(strun: Path, work: Path, exposure: Path, cpus: int) -> dict:
 
 def batch_run(image: str, work: Path, exposure: Path, cpus: int) -> dict:
     out = work / f"batch-{cpus}"
-    with Sampler(lambda: cgroup_memory(lambda n, m: f"{out}/" in m)) as sampler:
+    out = out if not out.exists() else work / f"batch-{cpus}.{time.monotonic_ns()}"
+    chosen = Containers(lambda n, m: f"{out}/" in m)
+    with Sampler(lambda: cgroup_memory(chosen)) as sampler:
         took, output = cli("batch", "submit", image, "calwebb_detector1", str(exposure), "-o",
                            str(out), "--cache", str(work / "cache"), "--context", CONTEXT,
                            "--local", "-j", "1", "--cpus", str(cpus), "--no-preview")
@@ -259,14 +277,16 @@ def table(results: dict) -> str:
              f"Machine: {m['cpus']} CPUs ({m['cpu']}), {m['memory_gib']} GiB, Docker "
              f"{m['engine']}; jwst {results['jwst']}; exposure 2048x2048, NGROUPS "
              f"{results['ngroups']}, NINTS 1; load average before {results['load_before']}.",
-             "", "| run | cores | wall | pipeline | jump | ramp_fit | CPU time | largest "
-             "process (maxrss) | run's memory, sampled |", "|---|--:|--:|--:|--:|--:|--:|--:|--:|"]
+             "", "| run | cores | load before | wall | pipeline | jump | ramp_fit | CPU time | "
+             "largest process (maxrss) | run's memory, sampled |",
+             "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
     for key, r in results["runs"].items():
         sampled = r.get("cgroup_max_usage_gib")
         memory = (f"cgroup max {sampled} GiB (rss {r.get('cgroup_rss_gib')})" if sampled
                   else f"tree RSS {r.get('tree_rss_gib', '-')} GiB")
         s = r["steps"]
-        lines.append(f"| {key} | {r['cores']} | {r['wall_s']} s | {s.get('pipeline_s')} s | "
+        lines.append(f"| {key} | {r['cores']} | {r.get('load_before')} | {r['wall_s']} s | "
+                     f"{s.get('pipeline_s')} s | "
                      f"{s.get('jump')} s | {s.get('ramp_fit')} s | {r.get('cpu_s', '-')} s | "
                      f"{r.get('maxrss_gib', '-')} GiB | {memory} |")
     return "\n".join(lines) + "\n"
@@ -305,8 +325,9 @@ def main(argv: list[str]) -> int:
         results["data_s"] = round(time.monotonic() - started, 1)
         say(f"data: {exposure.name} and {CONTEXT} in {work} ({results['data_s']} s)")
         for key in [k.strip() for k in args.runs.split(",") if k.strip()]:
+            load = round(os.getloadavg()[0], 2)
             kind, _, cores = key.partition("-")
-            cpus = int(cores)
+            cpus = int(cores.split(".")[0])  # container-1.2: the second run of container-1
             if kind == "small":  # the 64x64 exposure, its own context
                 result = container_run(results["image_id"], work, work / "small" / SMALL, cpus,
                                        "jwst_9999.pmap", key)
@@ -316,7 +337,7 @@ def main(argv: list[str]) -> int:
                 result = host_run(strun, work, exposure, cpus)
             else:
                 result = batch_run(results["image_id"], work, exposure, cpus)
-            results["runs"][key] = {"cores": cpus, **result}
+            results["runs"][key] = {"cores": cpus, "load_before": load, **result}
             say(f"{key}: {json.dumps(result)}")
     finally:
         if args.keep:
