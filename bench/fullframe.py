@@ -304,6 +304,8 @@ def main(argv: list[str]) -> int:
                         help="comma-separated, of small-N (64x64), container-N, host-N, "
                         "batch-N")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    parser.add_argument("--results", default="fullframe",
+                        help="bench/results/NAME.{json,md} (default: fullframe)")
     args = parser.parse_args(argv)
     strun, jwst_host = host_venv(args.venv.resolve())
     results: dict = {"machine": machine(), "date": time.strftime("%Y-%m-%d"),
@@ -347,8 +349,8 @@ def main(argv: list[str]) -> int:
     results["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     folder = ROOT / "bench" / "results"
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "fullframe.json").write_text(json.dumps(results, indent=2) + "\n")
-    (folder / "fullframe.md").write_text(table(results))
+    (folder / f"{args.results}.json").write_text(json.dumps(results, indent=2) + "\n")
+    (folder / f"{args.results}.md").write_text(table(results))
     print(table(results))
     return 0
 
