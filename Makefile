@@ -9,7 +9,7 @@ BATCH_ARGS ?=
 CHECK_ARGS ?=
 PREVIEW_ARGS ?=
 
-.PHONY: help demo image images base sync cache test unit unit-offline lint bench bench-sync bench-batch clean
+.PHONY: help demo image images base sync cache test unit unit-offline lint bench bench-sync bench-batch bench-fullframe clean
 
 help:
 	@echo "make demo          build the default image, run detector1 on the bundled synthetic exposure"
@@ -24,11 +24,13 @@ help:
 	@echo "make lint          ruff, and import-linter: layers import only downward"
 	@echo "make bench         benchmarks, results in bench/results/ (ARGS for bench/run.py, SYNC_ARGS"
 	@echo "                   for bench/sync.py, BATCH_ARGS for bench/batch.py, CHECK_ARGS for"
-	@echo "                   bench/cachecheck.py, PREVIEW_ARGS for bench/preview.py, e.g."
+	@echo "                   bench/cachecheck.py, PREVIEW_ARGS for bench/preview.py, FULL_ARGS for"
+	@echo "                   bench/fullframe.py, e.g."
 	@echo "                   --image niriss-pipe:jwst_1584)"
 	@echo "make bench-sync    only our sync's downloads against plain crds sync (SYNC_ARGS)"
 	@echo "make bench-batch   only batch throughput: SLURM arrays per runtime against a host loop"
 	@echo "                   (BATCH_ARGS)"
+	@echo "make bench-fullframe  only the full-frame detector1: container vs host, 1 vs 2 cores"
 	@echo "make clean         remove the images, demo output and synthetic contexts this tool made"
 
 $(VENV)/.installed: pyproject.toml
@@ -75,12 +77,16 @@ bench: $(VENV)/.installed
 	$(PY) bench/batch.py $(BATCH_ARGS)
 	$(PY) bench/cachecheck.py $(CHECK_ARGS)
 	$(PY) bench/preview.py $(PREVIEW_ARGS)
+	$(PY) bench/fullframe.py $(FULL_ARGS)
 
 bench-sync: $(VENV)/.installed
 	$(PY) bench/sync.py $(SYNC_ARGS)
 
 bench-batch: $(VENV)/.installed
 	$(PY) bench/batch.py $(BATCH_ARGS)
+
+bench-fullframe: $(VENV)/.installed
+	$(PY) bench/fullframe.py $(FULL_ARGS)
 
 clean: $(VENV)/.installed
 	$(PY) build.py clean $(ARGS)

@@ -14,10 +14,10 @@ import shlex
 from dataclasses import dataclass
 
 from niriss_pipe.batch.plan import Plan, in_container, parameter_mounts
+from niriss_pipe.runtime.contract import CPUS_ENV, INPUT_MOUNT, THREAD_ENV
 from niriss_pipe.runtime.contract import CRDS_PATH as CACHE_MOUNT
 from niriss_pipe.runtime.contract import DATA_PATH as OUTPUT_MOUNT
 from niriss_pipe.runtime.contract import ENTRYPOINT_NAME as ENTRYPOINT
-from niriss_pipe.runtime.contract import INPUT_MOUNT
 
 
 @dataclass(frozen=True)
@@ -43,10 +43,18 @@ def q(value: str) -> str:
 
 def strun_words(plan: Plan) -> list[str]:
     """``strun PIPELINE /mnt/0/NAME --output_dir=/data ARGS`` inside the container (a
-    parameter file by its path under its mount point)."""
+    parameter file by its path under its mount point), then the task's maximum_cores
+    arguments (``$cores``, made by task.sh: empty with one core)."""
     return [f"strun {q(in_container(plan, plan.pipeline))}", f'"{INPUT_MOUNT}/$input_name"',
             q(f"--output_dir={OUTPUT_MOUNT}"),
-            *(q(in_container(plan, arg)) for arg in plan.strun_args)]
+            *(q(in_container(plan, arg)) for arg in plan.strun_args),
+            *(['${cores[@]+"${cores[@]}"}'] if (plan.cores or {}).get("maximum_cores") else [])]
+
+
+def thread_env(flag: str) -> list[str]:
+    """The task's core count and thread-pool variables, as ``FLAG "VAR=$cpus"`` words (the
+    same value for each: task.sh sets ``$cpus`` from SLURM or --cpus)."""
+    return [f'{flag}"{name}=$cpus"' for name in (CPUS_ENV, *THREAD_ENV)]
 
 
 PREVIEW = ["python -m niriss_pipe.runtime.preview", f"--products {OUTPUT_MOUNT}"]
@@ -73,6 +81,7 @@ def _engine_run(plan: Plan, tool: str, preview: bool = False) -> list[str]:
               f"--workdir {OUTPUT_MOUNT}"]
     if plan.context:
         words += [f"--env {q(f'CRDS_CONTEXT={plan.context}')}"]
+    words += thread_env("--env ")
     return [*words, q(plan.image_ref), *strun_words(plan)]
 
 
@@ -102,7 +111,8 @@ def podman(plan: Plan) -> RuntimeCommands:
 
 def charliecloud(plan: Plan) -> RuntimeCommands:
     start = ["ch-run", "--unset-env='*'", "--set-env", "--private-tmp"]
-    words = [*start, *([q(f"--set-env=CRDS_CONTEXT={plan.context}")] if plan.context else [])]
+    words = [*start, *([q(f"--set-env=CRDS_CONTEXT={plan.context}")] if plan.context else []),
+             *thread_env("--set-env=")]
     words += [f'--bind="$input_dir:{INPUT_MOUNT}"', f'--bind="$products:{OUTPUT_MOUNT}"',
               f'--bind="$cache:{CACHE_MOUNT}"',
               *(q(f"--bind={folder}:{mount}") for folder, mount in parameter_mounts(plan)),
@@ -121,6 +131,7 @@ def apptainer(plan: Plan) -> RuntimeCommands:
     words = ['"$apptainer" exec', "--containall"]
     if plan.context:
         words += [f"--env {q(f'CRDS_CONTEXT={plan.context}')}"]
+    words += thread_env("--env ")
     words += [f'--bind "$input_dir:{INPUT_MOUNT}:ro"', f'--bind "$products:{OUTPUT_MOUNT}"',
               f'--bind "$cache:{CACHE_MOUNT}:ro"',
               *(f"--bind {q(f'{folder}:{mount}:ro')}" for folder, mount

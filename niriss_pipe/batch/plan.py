@@ -76,6 +76,7 @@ class Plan:
     submissions: tuple[dict, ...] = ()
     parameters: tuple[Path, ...] = ()  # strun parameter files (absolute), mounted read-only
     preview: bool = True          # each task writes PNG previews of its products
+    cores: dict = field(default_factory=dict)  # batch/cores.py record(): threads, maximum_cores
 
     def task(self, index: int) -> Task:
         return self.tasks[index - 1]
@@ -149,7 +150,7 @@ def load_plan(folder: Path) -> Plan:
                     archive=Path(data["archive"]) if data["archive"] else None,
                     submissions=tuple(data["submissions"]),
                     parameters=tuple(Path(p) for p in data.get("parameters", ())),
-                    preview=bool(data.get("preview", True)))
+                    preview=bool(data.get("preview", True)), cores=data.get("cores") or {})
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise UserError(f"{path} cannot be read ({exc}).",
                         "the batch folder was changed by hand or by another niriss-pipe "

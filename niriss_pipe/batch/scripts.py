@@ -15,6 +15,7 @@ from niriss_pipe import __version__
 from niriss_pipe.batch.launchers import commands
 from niriss_pipe.batch.plan import INPUT_SUFFIXES, Plan
 from niriss_pipe.core import templates
+from niriss_pipe.runtime.contract import THREAD_ENV
 
 
 def _environment() -> jinja2.Environment:
@@ -47,6 +48,9 @@ def context(plan: Plan) -> dict:
         "stop": " ".join(runtime.stop), "slurm": plan.slurm,
         "notes": textwrap.fill(runtime.notes, 96, initial_indent="# ", subsequent_indent="# "),
         "array": array_spec([task.index for task in plan.tasks], plan.slurm.throttle),
+        "cpus": int((plan.cores or {}).get("cpus", plan.slurm.cpus)),
+        "steps": (plan.cores or {}).get("maximum_cores", {}),
+        "threads": "=$cpus ".join(THREAD_ENV),
     }
 
 

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from niriss_pipe.batch import cores as batchcores
 from niriss_pipe.batch import state as batchstate
 from niriss_pipe.batch.checks import (
     check_cache,
@@ -88,13 +89,26 @@ def plan_batch(request: BatchRequest, reporter: Reporter) -> Plan:
     return Plan(folder=folder, image=request.image, image_ref=image.ref, image_id=image.id,
                 runtime=runtime, pipeline=pipeline, cache=cache, context=context, tasks=tasks,
                 strun_args=strun_args, slurm=options, archive=image.archive,
-                parameters=parameters, preview=request.preview)
+                parameters=parameters, preview=request.preview,
+                cores=_cores(pipeline, parameters, strun_args, options.cpus, image.jwst))
+
+
+def _cores(pipeline: str, parameters, strun_args, cpus: int, jwst: str | None) -> dict:
+    """The task's thread settings and the steps that get maximum_cores (batch/cores.py)."""
+    name = pipeline
+    if Path(pipeline) in parameters:  # a parameter file as the pipeline
+        if batchcores.parameter_file_sets_cores(parameters[0]):
+            return batchcores.record(cpus, {}, ["maximum_cores as the parameter file sets it"])
+        name = batchcores.parameter_file_class(parameters[0]) or pipeline
+    steps, notes = batchcores.maximum_cores(name, jwst, tuple(strun_args))
+    return batchcores.record(cpus, steps, notes)
 
 
 def dry_run_text(plan: Plan, local: bool, indices: list[int] | None = None) -> str:
     indices = indices or [task.index for task in plan.tasks]
     how = scheduler(local).plan_text(plan, indices)
-    return f"{how}# ---- {TASK_SCRIPT}\n{task_script(plan)}"
+    cores = f"# {batchcores.summary(plan.cores)}\n" if plan.cores else ""
+    return f"{how}{cores}# ---- {TASK_SCRIPT}\n{task_script(plan)}"
 
 
 def write_folder(plan: Plan) -> None:
@@ -126,6 +140,10 @@ def submit(request: BatchRequest, reporter: Reporter, *, local: bool = False,
     if not dry_run:
         runner.require()
     plan = plan_batch(request, reporter)
+    if not local and plan.slurm.mem is None:
+        hint = mem_hint(plan)
+        if hint:
+            reporter.say(hint)
     if dry_run:
         reporter.say(dry_run_text(plan, local).rstrip("\n"))
         return Outcome.PLANNED
@@ -137,6 +155,16 @@ def submit(request: BatchRequest, reporter: Reporter, *, local: bool = False,
         if not load_plan(plan.folder).submissions:  # nothing went to SLURM: leave no trace
             remove_folder(plan, created)
         raise
+
+
+def mem_hint(plan: Plan) -> str | None:
+    """The --mem suggestion (batch/memory.py) for a SLURM batch submitted without one."""
+    from niriss_pipe.batch.memory import suggestion
+
+    pipeline = plan.pipeline
+    if Path(pipeline) in plan.parameters:
+        pipeline = batchcores.parameter_file_class(Path(pipeline)) or pipeline
+    return suggestion(pipeline, [task.input for task in plan.tasks], int(plan.slurm.cpus))
 
 
 def _workers(workers: int | str) -> int:

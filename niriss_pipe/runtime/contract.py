@@ -36,7 +36,12 @@ SELFTEST_OWN_ENV = ("CRDS_PATH", "CRDS_CONTEXT", "CRDS_SERVER_URL", "CRDS_MODE",
                     "CRDS_READONLY_CACHE", "CRDS_MAPPING_URI", "CRDS_REFERENCE_URI",
                     "CRDS_CONFIG_URI")
 SKIP_CACHE_CHECK_ENV = "NIRISS_PIPE_SKIP_CACHE_CHECK"  # =1: strun without the cache check
+# A batch task's cores (set by its script from SLURM or --cpus; the entrypoint logs it with the
+# thread-pool variables, which the image's OpenBLAS, OpenMP, MKL and numexpr obey).
+CPUS_ENV = "NIRISS_PIPE_CPUS"
+THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 SYNTHETIC_SERIAL = "9999"  # synthetic contexts: never an STScI context number, never shadows one
+SYNTHETIC_FULL_SERIAL = "9998"  # the synthetic full-frame references (the benchmark's)
 
 # -- labels ------------------------------------------------------------------------------------
 LABEL_NS = "io.niriss-pipe"

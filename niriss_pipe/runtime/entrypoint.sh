@@ -45,6 +45,11 @@ EOF
         exit 0
         ;;
     strun|collect_pipeline_cfgs)
+        if [ -n "${NIRISS_PIPE_CPUS:-}" ]; then  # a batch task: its cores as seen in here
+            echo "[niriss-pipe] in the container: NIRISS_PIPE_CPUS=${NIRISS_PIPE_CPUS}" \
+                "OMP_NUM_THREADS=${OMP_NUM_THREADS:-} OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-}" \
+                "MKL_NUM_THREADS=${MKL_NUM_THREADS:-} NUMEXPR_NUM_THREADS=${NUMEXPR_NUM_THREADS:-}" >&2
+        fi
         if [ "${NIRISS_PIPE_SKIP_CACHE_CHECK:-0}" != 1 ]; then
             python -m niriss_pipe.runtime.cachecheck --quiet
         fi

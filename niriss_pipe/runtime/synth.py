@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from niriss_pipe.runtime.contract import SYNTHETIC_SERIAL
+from niriss_pipe.runtime.contract import SYNTHETIC_FULL_SERIAL, SYNTHETIC_SERIAL
 
 SERIAL = SYNTHETIC_SERIAL  # never an STScI context number: never shadows one in a shared cache
 SEED = 20230101
@@ -24,6 +24,23 @@ SHAPE = (64, 64)
 SUBARRAY = {"name": "SUB64", "xstart": 1, "ystart": 1, "xsize": 64, "ysize": 64,
             "fastaxis": -2, "slowaxis": -1}
 FRAME_TIME = 0.05016  # s, NIRISS SUB64
+
+
+class Frame:
+    """A readout: array shape, subarray keywords, frame time, the context serial its
+    references go under, and the scene's count rates (DN/s, kept below saturation)."""
+
+    def __init__(self, name, shape, subarray, frame_time, serial, sky, star):
+        self.name, self.shape, self.subarray = name, shape, subarray
+        self.frame_time, self.serial, self.sky, self.star = frame_time, serial, sky, star
+
+
+SUB64 = Frame("sub64", SHAPE, SUBARRAY, FRAME_TIME, SERIAL, 500.0, 20000.0)
+# Full frame (NIS, NISRAPID): 10.737 s per frame, so the scene is fainter; the benchmark's.
+FULL = Frame("full", (2048, 2048), {"name": "FULL", "xstart": 1, "ystart": 1, "xsize": 2048,
+                                    "ysize": 2048, "fastaxis": -2, "slowaxis": -1},
+             10.73676, SYNTHETIC_FULL_SERIAL, 2.0, 150.0)
+FRAMES = {frame.name: frame for frame in (SUB64, FULL)}
 OBS_DATE, OBS_TIME, START_MJD = "2023-01-01", "00:00:00.000", 59945.0
 USEAFTER = "2000-01-01T00:00:00"
 
@@ -80,8 +97,10 @@ def set_meta(node, values):
 
 # --------------------------------------------------------------------- exposure
 
-def _ramp(ngroups, nints):
+def _ramp(ngroups, nints, frame=SUB64):
     """Bias + sky + one star, linear in time, with small Gaussian read noise."""
+    if frame is not SUB64:
+        return _big_ramp(ngroups, nints, frame)
     rng = np.random.default_rng(SEED)
     y, x = np.mgrid[: SHAPE[0], : SHAPE[1]]
     rate = SKY_RATE + STAR_RATE * np.exp(-((x - 40) ** 2 + (y - 24) ** 2) / 8.0)
@@ -91,20 +110,46 @@ def _ramp(ngroups, nints):
     return np.round(noisy).astype(np.uint16)
 
 
-def _exposure_meta(ngroups, nints):
+def _big_ramp(ngroups, nints, frame):
+    """Bias + sky + a field of stars + cosmic-ray hits (jumps), one group at a time (a
+    full-frame ramp in float64 at once would take gigabytes)."""
+    rng = np.random.default_rng(SEED)
+    ny, nx = frame.shape
+    rate = np.full(frame.shape, frame.sky, dtype=np.float32)
+    for _ in range(400):  # stars: 7x7 Gaussian stamps away from the reference pixels
+        y, x = rng.integers(8, ny - 8), rng.integers(8, nx - 8)
+        yy, xx = np.mgrid[-3:4, -3:4]
+        peak = frame.star * rng.uniform(0.05, 1.0)
+        rate[y - 3:y + 4, x - 3:x + 4] += peak * np.exp(-(xx ** 2 + yy ** 2) / 2.0)
+    hits = ny * nx // 2000  # about 0.05 % of pixels per integration
+    out = np.empty((nints, ngroups) + frame.shape, dtype=np.uint16)
+    for i in range(nints):
+        jump = np.zeros(frame.shape, dtype=np.float32)
+        where = rng.integers(0, ny * nx, hits), rng.integers(1, ngroups, hits)
+        for g in range(ngroups):
+            now = where[1] == g
+            jump.flat[where[0][now]] += rng.uniform(200.0, 2000.0, int(now.sum()))
+            signal = BIAS_DN + rate * (frame.frame_time * (g + 1)) + jump
+            signal += rng.normal(0.0, NOISE_DN, frame.shape).astype(np.float32)
+            out[i, g] = np.clip(np.round(signal), 0, SATURATION_DN)
+    return out
+
+
+def _exposure_meta(ngroups, nints, frame=SUB64):
     """Keywords calwebb_detector1 and CRDS best-reference selection read."""
-    int_time = ngroups * FRAME_TIME
-    duration = nints * (ngroups + 1) * FRAME_TIME  # one reset frame per integration
+    frame_time = frame.frame_time
+    int_time = ngroups * frame_time
+    duration = nints * (ngroups + 1) * frame_time  # one reset frame per integration
     return {
         "telescope": "JWST",
         "instrument": {"name": "NIRISS", "detector": "NIS", "filter": "CLEAR", "pupil": "F150W"},
         "observation": {"date": OBS_DATE, "time": OBS_TIME},
-        "subarray": dict(SUBARRAY),
+        "subarray": dict(frame.subarray),
         "exposure": {
             "type": "NIS_IMAGE", "readpatt": "NISRAPID", "nints": nints, "ngroups": ngroups,
             "nframes": 1, "groupgap": 0, "frame_divisor": 1, "sample_time": 10,
             "nresets_at_start": 1, "nresets_between_ints": 1, "drop_frames1": 0, "drop_frames3": 0,
-            "frame_time": FRAME_TIME, "group_time": FRAME_TIME,
+            "frame_time": frame_time, "group_time": frame_time,
             "integration_time": int_time, "exposure_time": nints * int_time, "duration": duration,
             "start_time": START_MJD, "mid_time": START_MJD + duration / 2 / 86400.0,
             "end_time": START_MJD + duration / 86400.0,
@@ -112,15 +157,15 @@ def _exposure_meta(ngroups, nints):
     }
 
 
-def make_exposure(path, ngroups=5, nints=1):
-    """Write a NIRISS NIS_IMAGE SUB64 uncal exposure and return its path."""
+def make_exposure(path, ngroups=5, nints=1, frame=SUB64):
+    """Write a NIRISS NIS_IMAGE uncal exposure (SUB64, or full frame) and return its path."""
     path = Path(path)
     if not path.name.endswith("_uncal.fits"):
         raise ValueError(f"exposure name must end with _uncal.fits: {path.name}")
     if not 1 <= ngroups <= MAX_NGROUPS or nints < 1:
         raise ValueError(f"need 1 <= ngroups <= {MAX_NGROUPS} and nints >= 1")
-    model = datamodels().Level1bModel(data=_ramp(ngroups, nints))
-    set_meta(model.meta, _exposure_meta(ngroups, nints))
+    model = datamodels().Level1bModel(data=_ramp(ngroups, nints, frame))
+    set_meta(model.meta, _exposure_meta(ngroups, nints, frame))
     path.parent.mkdir(parents=True, exist_ok=True)
     model.save(str(path))
     model.close()
@@ -129,13 +174,16 @@ def make_exposure(path, ngroups=5, nints=1):
 
 # ------------------------------------------------------------------- references
 
-def _full(value, shape=SHAPE, dtype=np.float32):
-    return np.full(shape, value, dtype=dtype)
+def _full(value, shape=None, dtype=np.float32):
+    return np.full(shape or _SHAPE[0], value, dtype=dtype)
+
+
+_SHAPE = [SHAPE]  # the shape of the references being written (make_context sets it)
 
 
 def _linearity_coeffs():
     """Identity polynomial: corrected = 0 + 1 * raw."""
-    coeffs = np.zeros((5,) + SHAPE, dtype=np.float32)
+    coeffs = np.zeros((5,) + _SHAPE[0], dtype=np.float32)
     coeffs[1] = 1.0
     return coeffs
 
@@ -158,8 +206,8 @@ _EXPOSURE = {"readpatt": "NISRAPID", "nframes": 1, "groupgap": 0}
 
 # reftype -> (datamodel class, arrays, extra meta, carries subarray keywords)
 REFERENCES = {
-    "dark": ("DarkModel", {"data": lambda: _full(0.0, (MAX_NGROUPS,) + SHAPE),
-                           "err": lambda: _full(0.0, (MAX_NGROUPS,) + SHAPE), **_DQ},
+    "dark": ("DarkModel", {"data": lambda: _full(0.0, (MAX_NGROUPS,) + _SHAPE[0]),
+                           "err": lambda: _full(0.0, (MAX_NGROUPS,) + _SHAPE[0]), **_DQ},
              {"exposure": {**_EXPOSURE, "ngroups": MAX_NGROUPS}}, True),
     "gain": ("GainModel", {"data": lambda: _full(GAIN)}, {"exposure": {"gain_factor": 1.0}}, True),
     "ipc": ("IPCModel", {"data": _ipc_kernel}, {}, False),
@@ -176,21 +224,25 @@ REFERENCES = {
 }
 
 
-def reference_meta(reftype, extra, subarray):
+def reference_meta(reftype, extra, subarray, frame=SUB64):
     meta = {
         "reftype": reftype.upper(), "author": "niriss-pipe synth", "pedigree": "DUMMY",
         "description": f"Synthetic {reftype} for offline self-tests", "useafter": USEAFTER,
         "telescope": "JWST", "instrument": {"name": "NIRISS", "detector": "NIS"}, **extra,
     }
     if subarray:
-        meta["subarray"] = dict(SUBARRAY)
+        meta["subarray"] = dict(frame.subarray)
     return meta
 
 
-def _write_reference(dm, reftype, path):
+def _write_reference(dm, reftype, path, frame=SUB64):
     cls_name, arrays, extra, subarray = REFERENCES[reftype]
-    model = getattr(dm, cls_name)(**{name: make() for name, make in arrays.items()})
-    set_meta(model.meta, reference_meta(reftype, extra, subarray))
+    _SHAPE[0] = frame.shape
+    try:
+        model = getattr(dm, cls_name)(**{name: make() for name, make in arrays.items()})
+    finally:
+        _SHAPE[0] = SHAPE
+    set_meta(model.meta, reference_meta(reftype, extra, subarray, frame))
     model.save(str(path))
     model.close()
 
@@ -260,8 +312,10 @@ def _write_once(path, text):
     return path.read_text(encoding="utf-8").strip()
 
 
-def make_context(crds_path, serial=SERIAL):
-    """Write a synthetic CRDS context for NIRISS detector1 into a (new or shared) cache."""
+def make_context(crds_path, serial=None, frame=SUB64):
+    """Write a synthetic CRDS context for NIRISS detector1 into a (new or shared) cache: SUB64
+    references under jwst_9999.pmap, or full-frame ones under jwst_9998.pmap."""
+    serial = serial or frame.serial
     root = Path(crds_path)
     mapdir, cfgdir = root / "mappings" / "jwst", root / "config" / "jwst"
     for d in (mapdir, cfgdir):
@@ -278,7 +332,7 @@ def make_context(crds_path, serial=SERIAL):
     for reftype in reftypes:
         if reftype in REFERENCES and hasattr(dm, REFERENCES[reftype][0]):
             references[reftype] = f"jwst_niriss_{reftype}_{serial}.fits"
-            _write_reference(dm, reftype, refdir / references[reftype])
+            _write_reference(dm, reftype, refdir / references[reftype], frame)
             rmap = f"jwst_niriss_{reftype}_{serial}.rmap"
             (mapdir / rmap).write_text(_rmap(reftype, rmap, references[reftype]), encoding="utf-8")
 
@@ -308,6 +362,9 @@ def main(argv=None):
     exp = sub.add_parser("exposure", help="synthetic *_uncal.fits exposure")
     exp.add_argument("outfile")
     exp.add_argument("--ngroups", type=int, default=5)
+    for each in (ctx, exp):
+        each.add_argument("--frame", choices=sorted(FRAMES), default="sub64",
+                          help="sub64 (64x64, the self-test's) or full (2048x2048)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="niriss-synth-") as scratch:
         os.environ.update(user_env(scratch))
@@ -317,12 +374,13 @@ def main(argv=None):
 def _write(parser, args):
     try:
         if args.what == "context":
-            info = make_context(args.crds_path)
+            info = make_context(args.crds_path, frame=FRAMES[args.frame])
             print(f"wrote CRDS context {info['pmap']} with {len(info['references'])} "
                   f"references under {args.crds_path}")
         else:
-            path = make_exposure(args.outfile, ngroups=args.ngroups)
-            print(f"wrote {path} (NIS_IMAGE SUB64, {args.ngroups} groups)")
+            frame = FRAMES[args.frame]
+            path = make_exposure(args.outfile, ngroups=args.ngroups, frame=frame)
+            print(f"wrote {path} (NIS_IMAGE {frame.subarray['name']}, {args.ngroups} groups)")
     except (ValueError, OSError) as exc:
         parser.error(str(exc))
     return 0

@@ -50,8 +50,14 @@ products="$batch/products/$name"
 container="niriss-pipe-${job//[^A-Za-z0-9_.-]/-}-$index-$$"
 export USER=${USER:-$(id -un 2>/dev/null || echo "uid$(id -u)")}
 
+# Cores: SLURM's count for this task when it gives one, else the batch's --cpus (1).
+# The thread pools (OpenBLAS, OpenMP, MKL, numexpr) in the container get that many.
+cpus=${SLURM_CPUS_PER_TASK:-1}
+[[ "$cpus" =~ ^[1-9][0-9]{0,5}$ ]] || cpus=1
+
 started=$(date +%s.%N)
 echo "[niriss-pipe] task $index/2 $input_name: job $job on $host, $(date -u +%FT%TZ)"
+echo "[niriss-pipe] task $index: $cpus cores: OMP_NUM_THREADS=$cpus OPENBLAS_NUM_THREADS=$cpus MKL_NUM_THREADS=$cpus NUMEXPR_NUM_THREADS=$cpus"
 write_state running null "$started"
 [ -r "$input" ] || fail "the input $input is missing or not readable on $host"
 [ -d "$cache" ] || fail "the CRDS cache $cache is not mounted on $host"
@@ -72,7 +78,9 @@ on_signal() {  # scancel, the time limit or Ctrl-C: stop the container, record, 
 trap 'on_signal SIGTERM 143' TERM
 trap 'on_signal SIGINT 130' INT
 
-"$apptainer" exec --containall --bind "$input_dir:/mnt/0:ro" --bind "$products:/data" \
+"$apptainer" exec --containall --env "NIRISS_PIPE_CPUS=$cpus" --env "OMP_NUM_THREADS=$cpus" \
+    --env "OPENBLAS_NUM_THREADS=$cpus" --env "MKL_NUM_THREADS=$cpus" \
+    --env "NUMEXPR_NUM_THREADS=$cpus" --bind "$input_dir:/mnt/0:ro" --bind "$products:/data" \
     --bind "$cache:/crds:ro" --pwd /data /shared/images/niriss-pipe_jwst_1584.sif \
     niriss-pipe-entrypoint strun calwebb_detector1 "/mnt/0/$input_name" --output_dir=/data &
 pid=$!

@@ -52,8 +52,29 @@ products="$batch/products/$name"
 container="niriss-pipe-${job//[^A-Za-z0-9_.-]/-}-$index-$$"
 export USER=${USER:-$(id -un 2>/dev/null || echo "uid$(id -u)")}
 
+# Cores: SLURM's count for this task when it gives one, else the batch's --cpus (4).
+# The thread pools (OpenBLAS, OpenMP, MKL, numexpr) in the container get that many, and so does
+# jwst's maximum_cores of jump, ramp_fit when it is more than 1 (else jwst's default).
+cpus=${SLURM_CPUS_PER_TASK:-4}
+[[ "$cpus" =~ ^[1-9][0-9]{0,5}$ ]] || cpus=4
+cores_fraction() {  # all, half or quarter of this node's cores (what the release takes) within $1
+    local total
+    total=$(nproc --all 2>/dev/null || echo 1)
+    if [ "$total" -le "$1" ]; then echo all
+    elif [ $((total / 2)) -gt 1 ] && [ $((total / 2)) -le "$1" ]; then echo half
+    elif [ $((total / 4)) -gt 1 ] && [ $((total / 4)) -le "$1" ]; then echo quarter
+    else return 1
+    fi
+}
+cores=()
+if [ "$cpus" -gt 1 ]; then
+    cores+=("--steps.jump.maximum_cores=$cpus")
+    fraction=$(cores_fraction "$cpus") && cores+=("--steps.ramp_fit.maximum_cores=$fraction")
+fi
+
 started=$(date +%s.%N)
 echo "[niriss-pipe] task $index/2 $input_name: job $job on $host, $(date -u +%FT%TZ)"
+echo "[niriss-pipe] task $index: $cpus cores: OMP_NUM_THREADS=$cpus OPENBLAS_NUM_THREADS=$cpus MKL_NUM_THREADS=$cpus NUMEXPR_NUM_THREADS=$cpus; strun ${cores[*]:-(jwst default maximum_cores)}"
 write_state running null "$started"
 [ -r "$input" ] || fail "the input $input is missing or not readable on $host"
 [ -d "$cache" ] || fail "the CRDS cache $cache is not mounted on $host"
@@ -75,9 +96,13 @@ trap 'on_signal SIGTERM 143' TERM
 trap 'on_signal SIGINT 130' INT
 
 ch-run --unset-env='*' --set-env --private-tmp --set-env=CRDS_CONTEXT=jwst_9999.pmap \
-    --bind="$input_dir:/mnt/0" --bind="$products:/data" --bind="$cache:/crds" --cd=/data \
+    --set-env="NIRISS_PIPE_CPUS=$cpus" --set-env="OMP_NUM_THREADS=$cpus" \
+    --set-env="OPENBLAS_NUM_THREADS=$cpus" --set-env="MKL_NUM_THREADS=$cpus" \
+    --set-env="NUMEXPR_NUM_THREADS=$cpus" --bind="$input_dir:/mnt/0" \
+    --bind="$products:/data" --bind="$cache:/crds" --cd=/data \
     /shared/images/niriss-pipe_jwst_1584.sqfs -- niriss-pipe-entrypoint \
-    strun calwebb_detector1 "/mnt/0/$input_name" --output_dir=/data &
+    strun calwebb_detector1 "/mnt/0/$input_name" --output_dir=/data \
+    ${cores[@]+"${cores[@]}"} &
 pid=$!
 wait "$pid"
 code=$?

@@ -51,8 +51,20 @@ products="$batch/products/$name"
 container="niriss-pipe-${job//[^A-Za-z0-9_.-]/-}-$index-$$"
 export USER=${USER:-$(id -un 2>/dev/null || echo "uid$(id -u)")}
 
+# Cores: SLURM's count for this task when it gives one, else the batch's --cpus (2).
+# The thread pools (OpenBLAS, OpenMP, MKL, numexpr) in the container get that many, and so does
+# jwst's maximum_cores of jump, ramp_fit when it is more than 1 (else jwst's default).
+cpus=${SLURM_CPUS_PER_TASK:-2}
+[[ "$cpus" =~ ^[1-9][0-9]{0,5}$ ]] || cpus=2
+cores=()
+if [ "$cpus" -gt 1 ]; then
+    cores+=("--steps.jump.maximum_cores=$cpus")
+    cores+=("--steps.ramp_fit.maximum_cores=$cpus")
+fi
+
 started=$(date +%s.%N)
 echo "[niriss-pipe] task $index/2 $input_name: job $job on $host, $(date -u +%FT%TZ)"
+echo "[niriss-pipe] task $index: $cpus cores: OMP_NUM_THREADS=$cpus OPENBLAS_NUM_THREADS=$cpus MKL_NUM_THREADS=$cpus NUMEXPR_NUM_THREADS=$cpus; strun ${cores[*]:-(jwst default maximum_cores)}"
 write_state running null "$started"
 [ -r "$input" ] || fail "the input $input is missing or not readable on $host"
 [ -d "$cache" ] || fail "the CRDS cache $cache is not mounted on $host"
@@ -78,9 +90,11 @@ trap 'on_signal SIGINT 130' INT
 podman run --rm --name "$container" --network none --read-only --tmpfs /tmp \
     --user "$(id -u):$(id -g)" $userns --volume "$input_dir:/mnt/0:ro" \
     --volume "$products:/data" --volume "$cache:/crds:ro" --workdir /data \
-    --env CRDS_CONTEXT=jwst_9999.pmap \
+    --env CRDS_CONTEXT=jwst_9999.pmap --env "NIRISS_PIPE_CPUS=$cpus" \
+    --env "OMP_NUM_THREADS=$cpus" --env "OPENBLAS_NUM_THREADS=$cpus" \
+    --env "MKL_NUM_THREADS=$cpus" --env "NUMEXPR_NUM_THREADS=$cpus" \
     abababababababababababababababababababababababababababababababab strun calwebb_detector1 \
-    "/mnt/0/$input_name" --output_dir=/data &
+    "/mnt/0/$input_name" --output_dir=/data ${cores[@]+"${cores[@]}"} &
 pid=$!
 wait "$pid"
 code=$?

@@ -20,6 +20,7 @@ import pytest
 from astropy.io import fits
 from PIL import Image
 
+from niriss_pipe.runtime.contract import THREAD_ENV
 from tests.helpers import cli, colour_runs, docker, find_image, screenshot
 
 pytestmark = [pytest.mark.engine, pytest.mark.cluster]
@@ -132,6 +133,16 @@ def test_array_under_docker_runs_every_exposure_and_fails_the_bad_one_alone(
     assert "batch retry" in report.stdout
     assert list((docker_batch / "products" / "jw01004bad_nis").iterdir()) == []
     assert containers() == []  # --rm: nothing left behind
+    # One core (SLURM's cpus-per-task=1): the container's thread pools and jwst get one.
+    log = (docker_batch / "logs" / "1.log").read_text()
+    assert in_container(1) in log and "Maximum cores to use = 1" in log
+
+
+def in_container(cpus: int) -> str:
+    """The entrypoint's line: the task's cores and thread variables, as the container sees
+    them."""
+    threads = " ".join(f"{name}={cpus}" for name in THREAD_ENV)
+    return f"[niriss-pipe] in the container: NIRISS_PIPE_CPUS={cpus} {threads}"
 
 
 def test_every_good_task_wrote_previews_in_the_image(docker_batch):
@@ -228,7 +239,7 @@ def test_array_under_charliecloud_gives_the_same_products(area, exposures, synth
     proc = cli("batch", "submit", str(image), str(parameters),
                *[str(exposures / name) for name in GOOD], "-o", str(out), "--cache",
                str(synthetic_cache), "--context", SYNTHETIC, "--runtime", "charliecloud",
-               "--parsable")
+               "--parsable", "--cpus", "2")
     jobs = json.loads((out / "batch.json").read_text())["submissions"][0]["jobs"]
     assert proc.stdout == ":".join(jobs) + "\n"  # three tasks, arrays of two: two jobs
     test_only = run("sbatch", "--test-only", f"--dependency=afterok:{proc.stdout.strip()}",
@@ -246,14 +257,28 @@ def test_array_under_charliecloud_gives_the_same_products(area, exposures, synth
         assert (out / "products" / stem / f"{stem}_fitopt.fits").is_file()  # the file's say
         assert (out / "products" / stem / f"{stem}_rate.thumb.png").is_file()  # ch-run too
     assert not list((docker_batch / "products").glob("*/*_fitopt.fits"))  # not by default
+    # SLURM's 2 cpus per task reach ch-run's container; the parameter file (written with every
+    # step's maximum_cores, jwst's default 1) keeps its own, so none is passed.
+    log = (out / "logs" / "1.log").read_text()
+    assert in_container(2) in log and "Maximum cores to use = 1" in log
+    assert "maximum_cores" not in task_sh
+    assert json.loads((out / "batch.json").read_text())["cores"]["maximum_cores"] == {}
 
 
 def test_local_workers_give_the_same_outputs_as_slurm(area, exposures, synthetic_cache,
                                                      default_image_id, docker_batch):
     out = area / "local-batch"
     proc = submit(default_image_id, [str(exposures / name) for name in GOOD], out,
-                  synthetic_cache, "--local", "-j", "2")
+                  synthetic_cache, "--local", "-j", "2", "--cpus", "2")
     assert proc.stdout.count(": ok ") == 3 and "3 tasks: 3 completed" in proc.stdout
+    # --cpus 2: the threads and jwst 3.0.0's jump and ramp_fit use 2 cores in the container
+    # (the products below are still the one-core array's, bit for bit).
+    log = (out / "logs" / "1.log").read_text()
+    assert in_container(2) in log and "Maximum cores to use = 2" in log
+    assert "Creating 2 processes for jump detection" in log
+    assert "Number of processors used for multiprocessing: 2" in log
+    assert json.loads((out / "batch.json").read_text())["cores"]["maximum_cores"] == {
+        "jump": "integer", "ramp_fit": "integer"}
     for name in GOOD:
         stem = name.removesuffix("_uncal.fits")
         ours = sorted(p.name for p in (out / "products" / stem).iterdir())
@@ -380,6 +405,7 @@ def test_array_under_podman_loads_the_archive_and_gives_the_same_products(
         assert np.array_equal(sci, same)
     names = run("podman", "ps", "--all", "--format", "{{.Names}}").stdout.split()
     assert [name for name in names if name.startswith("niriss-pipe-")] == []
+    assert in_container(1) in (out / "logs" / "1.log").read_text()  # podman's --env too
 
 
 # A stand-in for apptainer (not installable here): under real SLURM it shows how a task that

@@ -16,6 +16,7 @@ import pytest
 from niriss_pipe.batch import service as batch
 from niriss_pipe.batch import state as batchstate
 from niriss_pipe.batch.checks import check_folder, check_pipeline, check_slurm
+from niriss_pipe.batch.cores import record
 from niriss_pipe.batch.inputs import expand_inputs, make_tasks
 from niriss_pipe.batch.plan import Plan, SlurmOptions, Task, load_plan, product_dir_name, save_plan
 from niriss_pipe.batch.scripts import array_script, array_spec, task_script
@@ -140,12 +141,17 @@ def test_a_damaged_batch_json_is_a_user_error(tmp_path):
 
 
 # -- scripts: golden -------------------------------------------------------------------------------
+INTEGER_CORES = record(2, {"jump": "integer", "ramp_fit": "integer"}, [])  # jwst 1.20.2+
 GOLDEN_PLANS = {
-    "docker": {},
-    "podman": {"image_ref": "ab" * 32, "archive": Path("/shared/images/jwst_1584.tar")},
-    "charliecloud": {"image_ref": "/shared/images/niriss-pipe_jwst_1584.sqfs", "image_id": ""},
+    "docker": {"cores": INTEGER_CORES},
+    "podman": {"image_ref": "ab" * 32, "archive": Path("/shared/images/jwst_1584.tar"),
+               "cores": INTEGER_CORES},
+    # jwst 1.12.5: ramp_fit takes only none/quarter/half/all
+    "charliecloud": {"image_ref": "/shared/images/niriss-pipe_jwst_1584.sqfs", "image_id": "",
+                     "cores": record(4, {"jump": "integer", "ramp_fit": "fractions"}, [])},
+    # the SIF's jwst cannot be read here: threads only
     "apptainer": {"image_ref": "/shared/images/niriss-pipe_jwst_1584.sif", "image_id": "",
-                  "context": None},
+                  "context": None, "cores": record(1, {}, ["jump: jwst's default"])},
 }
 
 
