@@ -68,7 +68,19 @@ def add_parsers(sub, parents) -> None:
                    help="rebuild every layer from the base (implies --force)")
     p.add_argument("--no-selftest", action="store_true",
                    help="tag without running the image's self-test (not recommended)")
+    p.add_argument("--offline", action="store_true",
+                   help="no network in any build step and no download: only verified files "
+                   "already on this host ('fetch' first)")
     p.set_defaults(handler=build)
+
+    p = sub.add_parser("fetch", parents=[common],
+                       help="download the verified wheels a spec's lock names (and uv), for "
+                       "builds with no network")
+    p.add_argument("spec", type=Path, metavar="SPEC", nargs="?", default=DEFAULT_SPEC)
+    p.add_argument("--to", type=Path, default=None, metavar="DIR",
+                   help="a wheelhouse folder to carry elsewhere (default: the wheel cache, "
+                   "$XDG_CACHE_HOME/niriss-pipe/wheels)")
+    p.set_defaults(handler=fetch)
 
     p = sub.add_parser("base", parents=[common],
                        help="make a spec's base image from Debian's mirror (debootstrap)")
@@ -254,7 +266,8 @@ def build(args, reporter: Reporter) -> int:
     options = BuildOptions(ca_bundle=args.ca_bundle, cache=args.cache,
                            crds_server=crds_server(args.server),
                            selftest=not args.no_selftest, force=args.force,
-                           no_cache=args.no_cache)
+                           no_cache=args.no_cache, wheels=args.wheels,
+                           offline=args.offline)
     built = []
     for spec in specs:
         with build_log(reporter, spec.path.stem) as log:
@@ -267,6 +280,28 @@ def build(args, reporter: Reporter) -> int:
                       "log": short_path(log)})
     if args.json:
         emit({"images": built})
+    return 0
+
+
+def fetch(args, reporter: Reporter) -> int:
+    import time
+
+    from niriss_pipe.build.wheels import cache_dir, resolve
+    from niriss_pipe.core.progress import human_bytes
+    from niriss_pipe.spec.load import load_spec
+    from niriss_pipe.spec.lock import check
+
+    spec = load_spec(args.spec)
+    lock = check(spec)
+    folder = args.to or cache_dir()
+    started = time.monotonic()
+    shown = reporter if (reporter.tty or args.verbose) else None  # quiet in a log
+    found = resolve(lock.read_text(), folder, shown)
+    size = sum(item.size for item in found.values())
+    reporter.say(f"{len(found)} verified wheels ({human_bytes(size)}) for {args.spec} in "
+                 f"{folder} ({time.monotonic() - started:.1f} s); build with no network: "
+                 f"{prog()} build {args.spec} --offline"
+                 + (f" --wheels {folder}" if args.to else ""))
     return 0
 
 
@@ -336,7 +371,8 @@ def demo(args, reporter: Reporter) -> int:
 
     spec = load_spec(args.spec)
     with build_log(reporter, f"demo-{spec.path.stem}"):
-        run_demo(spec, Engine(reporter), BuildOptions(ca_bundle=args.ca_bundle, cache=args.cache))
+        run_demo(spec, Engine(reporter), BuildOptions(ca_bundle=args.ca_bundle, cache=args.cache,
+                                                      wheels=args.wheels))
     return 0
 
 

@@ -80,7 +80,7 @@ def verify(args, reporter: Reporter) -> int:
         raise
     if args.rebuild:
         options = BuildOptions(ca_bundle=args.ca_bundle, cache=args.cache,
-                               crds_server=crds_server(args.server))
+                               crds_server=crds_server(args.server), wheels=args.wheels)
         rebuild_image(engine, args.image, options, args.spec)
     if args.json:
         emit({"image": args.image, "verified": True, "checks": [_check(c) for c in checks],
@@ -117,7 +117,7 @@ def repro(args, reporter: Reporter) -> int:
     from niriss_pipe.provenance.repro import repro
 
     options = BuildOptions(ca_bundle=args.ca_bundle, cache=args.cache,
-                           crds_server=crds_server(args.server))
+                           crds_server=crds_server(args.server), wheels=args.wheels)
     with build_log(reporter, f"repro-{args.spec.stem}"):
         repro(args.spec, Engine(reporter), options, keep=args.keep)
     return 0

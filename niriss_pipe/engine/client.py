@@ -244,17 +244,18 @@ class Engine:
 
     # -- build ----------------------------------------------------------------------------
     def build(self, context: BuildContext, buildargs: dict[str, str],
-              no_cache: bool = False) -> BuildOutcome:
+              no_cache: bool = False, offline: bool = False) -> BuildOutcome:
         """Build the context; return the image and the images of its named build stages.
         Untagged: tags come after the self-test. A failed build leaves no untagged leaf
-        image behind (the named stages that completed are returned through the error)."""
+        image behind (the named stages that completed are returned through the error).
+        ``offline``: no build step has a network (``network_mode`` none)."""
         with tempfile.TemporaryFile() as tar, self.sdk_errors("build the image"):
             context.write_tar(tar)
             tar.seek(0)
             stream = self.client.api.build(
                 fileobj=tar, custom_context=True, decode=True, rm=True, forcerm=True,
                 buildargs=buildargs, pull=False, nocache=no_cache,
-                network_mode=os.environ.get(BUILD_NETWORK_ENV) or None)
+                network_mode="none" if offline else os.environ.get(BUILD_NETWORK_ENV) or None)
             return BuildStream(self, context.dockerfile).follow(stream)
 
     # -- run --------------------------------------------------------------------------------

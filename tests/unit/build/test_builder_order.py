@@ -33,7 +33,7 @@ class RecordingEngine:
     def repo_digest(self, ref):
         return "sha256:base"
 
-    def build(self, context, buildargs, no_cache=False):
+    def build(self, context, buildargs, no_cache=False, offline=False):
         self.calls.append(("build", sorted(buildargs)))
         return BuildOutcome("sha256:new", {"environment": "sha256:" + "e" * 64})
 
@@ -48,6 +48,12 @@ class RecordingEngine:
 
     def remove_untagged(self, image_id):
         self.calls.append(("remove_untagged", image_id))
+
+
+@pytest.fixture(autouse=True)
+def no_wheels(monkeypatch):
+    """The wheel folder is build/wheels.py's (tests/unit/build/test_wheels.py): not read here."""
+    monkeypatch.setattr(builder, "context_wheels", lambda *args: {})
 
 
 @pytest.fixture
