@@ -85,6 +85,12 @@ def add_parsers(sub, parents) -> None:
     p = sub.add_parser("base", parents=[common],
                        help="make a spec's base image from Debian's mirror (debootstrap)")
     p.add_argument("spec", type=Path, metavar="SPEC", nargs="?", default=DEFAULT_SPEC)
+    carry = p.add_mutually_exclusive_group()
+    carry.add_argument("--save", type=Path, metavar="FILE",
+                       help="write the spec's base image (with its labels) to FILE, to carry "
+                       "it to a site with no network")
+    carry.add_argument("--load", type=Path, metavar="FILE",
+                       help="load a base saved with --save, after checking it is the spec's")
     p.set_defaults(handler=base)
 
     p = sub.add_parser("selftest", parents=[common], help="run an image's self-test offline")
@@ -335,6 +341,15 @@ def base(args, reporter: Reporter) -> int:
     from niriss_pipe.spec.load import load_spec
 
     spec = load_spec(args.spec)
+    if args.save or args.load:
+        from niriss_pipe.build.basefile import load_base, save_base
+
+        engine = Engine(reporter)
+        if args.save:
+            save_base(engine, spec.base, args.save)
+        else:
+            load_base(engine, spec.base, args.load)
+        return 0
     if not spec.base.debootstrap:
         raise UserError(f"{args.spec}: field 'base.image': the base {spec.base.image} is pulled "
                         "from a registry, not made locally.",

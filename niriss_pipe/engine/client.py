@@ -238,6 +238,12 @@ class Engine:
                               ENGINE_FIX)
         return images[0].id
 
+    @_guarded("load the image archive {0}")
+    def load_file(self, path: Path) -> list[str]:
+        """``docker load < path``; return the ids of the images it loaded."""
+        with open(path, "rb") as stream:
+            return [image.id for image in self.client.images.load(stream)]
+
     @_guarded("list images")
     def images_with_label(self, label: str) -> list[ImageInfo]:
         return [_info(image) for image in self.client.images.list(filters={"label": label})]

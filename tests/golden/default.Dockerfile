@@ -30,7 +30,10 @@ RUN python3 -m venv /opt/env \
 # Exactly the locked, hash-checked environment (build.py lock): no resolver runs here. uv
 # installs it from the host's verified wheels (build.py fetch), with no index and no network;
 # uv itself comes from its wheel, checked by its sha256, and stays in this build stage. The
-# wheels, too, are a layer of this stage only: the image copies the environment alone.
+# wheels, too, are a layer of this stage only: the image copies the environment alone. uv's
+# uv_cache.json (its install time) is dropped with its RECORD line, and the bytecode is written
+# by a fixed set of compileall runs in name order (PYTHONHASHSEED=0): the same lock gives
+# the same bytes.
 COPY requirements.lock /opt/niriss-pipe/requirements.lock
 COPY wheels/ /tmp/niriss-pipe-wheels/
 RUN echo 'd7f459fe4fd247d830351c75686d3996ace3c6f3f728eb0e85a30b7ada0cef19  /tmp/niriss-pipe-wheels/uv-0.13.9-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl' | sha256sum -c --quiet - \
@@ -42,6 +45,9 @@ RUN echo 'd7f459fe4fd247d830351c75686d3996ace3c6f3f728eb0e85a30b7ada0cef19  /tmp
       --no-cache --link-mode copy --no-build --require-hashes --no-deps -r /opt/niriss-pipe/requirements.lock \
  && rm -rf /tmp/niriss-pipe-uv \
  && cd "$(/opt/env/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" \
+ && for record in *.dist-info/RECORD; do \
+      rm -f "${record%RECORD}uv_cache.json"; sed -i '/[.]dist-info[/]uv_cache[.]json,/d' "$record"; \
+    done \
  && find . -mindepth 1 -maxdepth 1 -print0 | LC_ALL=C sort -z \
   | PYTHONHASHSEED=0 xargs -0 -P 2 -n 16 /opt/env/bin/python -m compileall -q \
  && cd / \
