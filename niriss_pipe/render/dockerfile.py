@@ -38,6 +38,12 @@ CA_ENV_IN_BUILD = ("PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_B
                    "GIT_SSL_CAINFO", "MAMBA_SSL_VERIFY")
 
 
+def uv_installs_into(python_version: str) -> bool:
+    """uv installs into CPython 3.8 and newer; an older one (conda's 3.7) gets pip."""
+    major, minor = (int(part) for part in python_version.split(".")[:2])
+    return (major, minor) >= (3, 8)
+
+
 def git_requirement(spec: ImageSpec, commit: str | None) -> str | None:
     """What pip installs of a git source, by itself and without dependencies: the locked
     commit (the spec's ref only where nothing is locked, as in a plain ``render``)."""
@@ -68,6 +74,7 @@ def writer_context(spec: ImageSpec, *, imap: str | None = None, ca_bundle: bool 
         "ca_env": CA_ENV_IN_BUILD,
         "lock_file": LOCK_NAME,
         "wheels": {"context": WHEELS_NAME, "in_build": WHEELS_IN_BUILD},
+        "uv_python": uv_installs_into(spec.python_version),
         "uv": {"version": UV_VERSION, "wheel": UV_WHEEL, "sha256": UV_SHA256,
                "in_build": UV_IN_BUILD},
         "lock_in_image": contract.LOCK_IN_IMAGE,

@@ -42,14 +42,10 @@ RUN curl -fsSL "https://micro.mamba.pm/api/micromamba/linux-64/${MICROMAMBA_VERS
 # jwst from git: the locked commit, by itself and without dependencies (pip cannot hash it).
 COPY requirements.lock /opt/niriss-pipe/requirements.lock
 COPY wheels/ /tmp/niriss-pipe-wheels/
-RUN echo 'd7f459fe4fd247d830351c75686d3996ace3c6f3f728eb0e85a30b7ada0cef19  /tmp/niriss-pipe-wheels/uv-0.13.9-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl' | sha256sum -c --quiet - \
- && /opt/env/bin/python -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract(sys.argv[2], sys.argv[3])' \
-      /tmp/niriss-pipe-wheels/uv-0.13.9-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl uv-0.13.9.data/scripts/uv /tmp/niriss-pipe-uv \
- && chmod 0755 /tmp/niriss-pipe-uv/uv-0.13.9.data/scripts/uv \
- && /tmp/niriss-pipe-uv/uv-0.13.9.data/scripts/uv pip install --quiet \
-      --python /opt/env/bin/python --offline --no-index --find-links /tmp/niriss-pipe-wheels \
-      --no-cache --link-mode copy --no-build --require-hashes --no-deps -r /opt/niriss-pipe/requirements.lock \
- && rm -rf /tmp/niriss-pipe-uv \
+# uv installs into Python 3.8 and newer; this one is older: pip, from the same verified wheels.
+RUN /opt/env/bin/python -m pip install --no-cache-dir --disable-pip-version-check \
+      --no-index --find-links /tmp/niriss-pipe-wheels --only-binary :all: \
+      --require-hashes --no-deps -r /opt/niriss-pipe/requirements.lock \
  && cd "$(/opt/env/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" \
  && for record in *.dist-info/RECORD; do \
       rm -f "${record%RECORD}uv_cache.json"; sed -i '/[.]dist-info[/]uv_cache[.]json,/d' "$record"; \
