@@ -16,6 +16,7 @@ import io
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import tarfile
@@ -42,6 +43,21 @@ def run_cli(*args: str, env: dict) -> tuple[float, str]:
     if proc.returncode != 0:
         raise SystemExit(f"build.py {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
     return took, proc.stdout
+
+
+def built_id(output: str) -> str:
+    found = re.search(r"^built ([0-9a-f]{12}) in ", output, re.MULTILINE)
+    if not found:
+        raise SystemExit(f"no image id in the build output:\n{output}")
+    return found.group(1)
+
+
+def remove_repository(repository: str) -> None:
+    """Every tag of the bench's own repository (the stages of its builds go with them)."""
+    tags = subprocess.run(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}",
+                           repository], capture_output=True, text=True).stdout.split()
+    for tag in tags:
+        subprocess.run(["docker", "rmi", tag], capture_output=True)
 
 
 def naive_build(base: str, lock: Path, ca: Path) -> float:
@@ -94,8 +110,15 @@ def main() -> None:
     results["fetch_s"] = round(run_cli("fetch", str(spec), "--to", str(house), env=env)[0], 1)
     results["wheelhouse_bytes"] = sum(p.stat().st_size for p in house.iterdir())
     offline_env = {**env, "SOURCE_DATE_EPOCH": "1750000001"}  # the environment stage re-runs
-    results["offline_s"] = round(run_cli("build", str(spec), "--offline", "--wheels", str(house),
-                                         env=offline_env)[0], 1)
+    took, out = run_cli("build", str(spec), "--offline", "--wheels", str(house), env=offline_env)
+    results["offline_s"] = round(took, 1)
+    results["offline_id"] = built_id(out)
+    # The same build online, its environment stage run again (the offline one's stages removed):
+    remove_repository(REPOSITORY)
+    took, out = run_cli("build", str(spec), "--force", env=offline_env)
+    results["online_same_epoch_s"], results["online_id"] = round(took, 1), built_id(out)
+    results["offline_equals_online"] = results["offline_id"] == results["online_id"]
+    remove_repository(REPOSITORY)
     for key in ("cold_empty_cache_s", "cold_warm_cache_s"):
         results[key.replace("_s", "_ratio")] = round(results[key] / results["naive_s"], 2)
     out = ROOT / "bench" / "results"
@@ -108,7 +131,9 @@ def main() -> None:
     print(f"| ours, wheel cache warm | {results['cold_warm_cache_s']} | "
           f"{results['cold_warm_ratio']} |")
     print(f"fetch {results['fetch_s']} s, wheelhouse {results['wheelhouse_bytes'] / 2**20:.1f} "
-          f"MiB; offline build (environment stage re-run, network off) {results['offline_s']} s; "
+          f"MiB; offline build (environment stage re-run, network off) {results['offline_s']} s "
+          f"({results['offline_id']}), online {results['online_same_epoch_s']} s "
+          f"({results['online_id']}): same id {results['offline_equals_online']}; "
           f"{results['machine']}")
     subprocess.run(["docker", "rmi", NAIVE], capture_output=True)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from niriss_pipe.render.dockerfile import CA_BUNDLE_NAME, LOCK_NAME, WHEELS_NAME
+from niriss_pipe.render.dockerfile import CA_BUNDLE_NAME, LOCK_NAME, OVERLAPS_NAME, WHEELS_NAME
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # niriss_pipe/
 
@@ -93,6 +93,7 @@ def make_context(dockerfile: str, lock: bytes, ca_bundle: Path | None = None,
         files[f"niriss_pipe/runtime/{name}"] = (PACKAGE_DIR / "runtime" / name).read_bytes()
     files["entrypoint.sh"] = (PACKAGE_DIR / "runtime" / "entrypoint.sh").read_bytes()
     files[LOCK_NAME] = lock
+    files[OVERLAPS_NAME] = (PACKAGE_DIR / "templates" / "overlaps.py").read_bytes()
     if ca_bundle is not None:
         files[CA_BUNDLE_NAME] = ca_bundle.read_bytes()
     files.update(crds_files or {})

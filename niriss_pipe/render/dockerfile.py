@@ -31,6 +31,8 @@ UV_WHEEL = "uv-0.13.9-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
 UV_SHA256 = "d7f459fe4fd247d830351c75686d3996ace3c6f3f728eb0e85a30b7ada0cef19"
 WHEELS_IN_BUILD = "/tmp/niriss-pipe-wheels"  # in the environment build stage only
 UV_IN_BUILD = "/tmp/niriss-pipe-uv"
+OVERLAPS_NAME = "overlaps.py"  # templates/overlaps.py: files two wheels install, made stable
+OVERLAPS_IN_BUILD = "/tmp/niriss-pipe-overlaps.py"
 CA_IN_IMAGE = "/etc/niriss-pipe/build-ca.crt"  # in the environment build stage only
 # Every client a build step runs reads its CA bundle from one of these (pip, requests, OpenSSL,
 # curl, git, micromamba).
@@ -75,6 +77,7 @@ def writer_context(spec: ImageSpec, *, imap: str | None = None, ca_bundle: bool 
         "lock_file": LOCK_NAME,
         "wheels": {"context": WHEELS_NAME, "in_build": WHEELS_IN_BUILD},
         "uv_python": uv_installs_into(spec.python_version),
+        "overlaps": {"context": OVERLAPS_NAME, "in_build": OVERLAPS_IN_BUILD},
         "uv": {"version": UV_VERSION, "wheel": UV_WHEEL, "sha256": UV_SHA256,
                "in_build": UV_IN_BUILD},
         "lock_in_image": contract.LOCK_IN_IMAGE,

@@ -36,6 +36,7 @@ RUN python3 -m venv /opt/env \
 # the same bytes.
 COPY requirements.lock /opt/niriss-pipe/requirements.lock
 COPY wheels/ /tmp/niriss-pipe-wheels/
+COPY overlaps.py /tmp/niriss-pipe-overlaps.py
 RUN echo 'd7f459fe4fd247d830351c75686d3996ace3c6f3f728eb0e85a30b7ada0cef19  /tmp/niriss-pipe-wheels/uv-0.13.9-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl' | sha256sum -c --quiet - \
  && /opt/env/bin/python -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract(sys.argv[2], sys.argv[3])' \
       /tmp/niriss-pipe-wheels/uv-0.13.9-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl uv-0.13.9.data/scripts/uv /tmp/niriss-pipe-uv \
@@ -48,6 +49,7 @@ RUN echo 'd7f459fe4fd247d830351c75686d3996ace3c6f3f728eb0e85a30b7ada0cef19  /tmp
  && for record in *.dist-info/RECORD; do \
       rm -f "${record%RECORD}uv_cache.json"; sed -i '/[.]dist-info[/]uv_cache[.]json,/d' "$record"; \
     done \
+ && /opt/env/bin/python /tmp/niriss-pipe-overlaps.py /tmp/niriss-pipe-wheels \
  && find . -mindepth 1 -maxdepth 1 -print0 | LC_ALL=C sort -z \
   | PYTHONHASHSEED=0 xargs -0 -P 2 -n 16 /opt/env/bin/python -m compileall -q \
  && cd / \

@@ -42,6 +42,7 @@ RUN curl -fsSL "https://micro.mamba.pm/api/micromamba/linux-64/${MICROMAMBA_VERS
 # jwst from git: the locked commit, by itself and without dependencies (pip cannot hash it).
 COPY requirements.lock /opt/niriss-pipe/requirements.lock
 COPY wheels/ /tmp/niriss-pipe-wheels/
+COPY overlaps.py /tmp/niriss-pipe-overlaps.py
 # uv installs into Python 3.8 and newer; this one is older: pip, from the same verified wheels.
 RUN /opt/env/bin/python -m pip install --no-cache-dir --disable-pip-version-check \
       --no-index --find-links /tmp/niriss-pipe-wheels --only-binary :all: \
@@ -50,6 +51,7 @@ RUN /opt/env/bin/python -m pip install --no-cache-dir --disable-pip-version-chec
  && for record in *.dist-info/RECORD; do \
       rm -f "${record%RECORD}uv_cache.json"; sed -i '/[.]dist-info[/]uv_cache[.]json,/d' "$record"; \
     done \
+ && /opt/env/bin/python /tmp/niriss-pipe-overlaps.py /tmp/niriss-pipe-wheels \
  && /opt/env/bin/python -m pip install --no-cache-dir --disable-pip-version-check \
       --no-deps 'jwst @ git+https://github.com/spacetelescope/jwst@0.14.2' \
  && find . -mindepth 1 -maxdepth 1 -print0 | LC_ALL=C sort -z \
