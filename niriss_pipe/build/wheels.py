@@ -45,8 +45,8 @@ def cache_dir(environ=os.environ) -> Path:
 
 
 def wanted(lock_text: str) -> list[Locked]:
-    """What a build of this lock installs: every locked package, and uv (pinned by hash)."""
-    return [*locked(lock_text), Locked("uv", UV_VERSION, frozenset({UV_SHA256}))]
+    """What a build of this lock installs: uv (pinned by hash), then every locked package."""
+    return [Locked("uv", UV_VERSION, frozenset({UV_SHA256})), *locked(lock_text)]
 
 
 def _ranked(lock_text: str) -> tuple[list[str], list[str]]:
