@@ -127,9 +127,9 @@ def main() -> None:
     print("| build (no layer cache, base present) | seconds | x naive |\n|---|---|---|")
     print(f"| naive Dockerfile (pip from PyPI) | {results['naive_s']} | 1.00 |")
     print(f"| ours, wheel cache empty | {results['cold_empty_cache_s']} | "
-          f"{results['cold_empty_ratio']} |")
+          f"{results['cold_empty_cache_ratio']} |")
     print(f"| ours, wheel cache warm | {results['cold_warm_cache_s']} | "
-          f"{results['cold_warm_ratio']} |")
+          f"{results['cold_warm_cache_ratio']} |")
     print(f"fetch {results['fetch_s']} s, wheelhouse {results['wheelhouse_bytes'] / 2**20:.1f} "
           f"MiB; offline build (environment stage re-run, network off) {results['offline_s']} s "
           f"({results['offline_id']}), online {results['online_same_epoch_s']} s "
