@@ -73,7 +73,6 @@ lint: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) bench/run.py $(ARGS)
-	$(PY) bench/install.py
 	$(PY) bench/sync.py $(SYNC_ARGS)
 	$(PY) bench/batch.py $(BATCH_ARGS)
 	$(PY) bench/cachecheck.py $(CHECK_ARGS)

@@ -20,14 +20,12 @@ from niriss_pipe.build.records import write_build_record
 from niriss_pipe.build.selftest import run_selftest
 from niriss_pipe.build.stamps import build_epoch, label_args
 from niriss_pipe.build.verdicts import Verdicts, environment_key
-from niriss_pipe.build.wheels import cache_dir as wheel_cache_dir
-from niriss_pipe.build.wheels import resolve as resolve_wheels
-from niriss_pipe.core.errors import EngineError, UserError, opt, prog
+from niriss_pipe.core.errors import EngineError
 from niriss_pipe.crds.hostcache import resolve_imap
 from niriss_pipe.engine.client import Engine
 from niriss_pipe.render import dockerfile as rendering
 from niriss_pipe.render import names
-from niriss_pipe.render.context import BuildContext, DiskFile, make_context
+from niriss_pipe.render.context import BuildContext, make_context
 from niriss_pipe.spec import lock as locking
 from niriss_pipe.spec.model import ImageSpec
 
@@ -58,32 +56,15 @@ def _render(spec: ImageSpec, options: BuildOptions, ca) -> str:
 
 
 def prepare(spec: ImageSpec, options: BuildOptions, baked: BakedCache | None = None,
-            lock_path: Path | None = None, reporter=None) -> BuildContext:
+            lock_path: Path | None = None) -> BuildContext:
     """Render the Dockerfile and collect the build context (no engine). ``lock_path`` is the
-    lock ``build`` already checked; without it the lock is checked here. The wheels the lock
-    names come verified from the wheel folder, missing ones downloaded unless offline."""
+    lock ``build`` already checked; without it the lock is checked here."""
     lock = (lock_path or locking.check(spec)).read_bytes()
     ca = find_ca_bundle(options.ca_bundle)
     dockerfile = _render(spec, options, ca)
-    wheels = context_wheels(spec, options, lock.decode(), reporter)
     if baked is None:
-        return make_context(dockerfile, lock, ca, wheels=wheels)
-    return make_context(dockerfile, lock, ca, crds_files=baked.files, crds_disk=baked.disk,
-                        wheels=wheels)
-
-
-def context_wheels(spec: ImageSpec, options: BuildOptions, lock_text: str,
-                   reporter=None) -> dict[str, DiskFile]:
-    """``{file name: verified wheel}`` for the build context (build/wheels.py)."""
-    folder = options.wheels or wheel_cache_dir()
-    if options.offline and spec.jwst.git:
-        raise UserError(f"{spec.path}: field 'jwst.git': an {opt('offline')} build cannot "
-                        "install a git source yet (pip fetches and builds it in the build).",
-                        "build it with the network, or use a jwst release from PyPI.")
-    found = resolve_wheels(lock_text, folder, reporter, download=not options.offline,
-                           fetch_hint=f"{prog()} fetch {spec.path}"
-                           + (f" {opt('to')} {folder}" if options.wheels else ""))
-    return {name: DiskFile(item.path, item.sha256, "sha256") for name, item in found.items()}
+        return make_context(dockerfile, lock, ca)
+    return make_context(dockerfile, lock, ca, crds_files=baked.files, crds_disk=baked.disk)
 
 
 def build(spec: ImageSpec, engine: Engine, options: BuildOptions) -> BuildResult:
@@ -98,7 +79,7 @@ def build(spec: ImageSpec, engine: Engine, options: BuildOptions) -> BuildResult
         chooser = environment_image(engine, spec, options, lock) \
             if spec.scope == "datasets" else None
         baked = bake_cache(spec, options, engine.reporter, image=chooser)
-    context = prepare(spec, options, baked, lock, engine.reporter)
+    context = prepare(spec, options, baked, lock)
     base = resolve_base(engine, spec.base)
     epoch = options.source_date_epoch or build_epoch(lock.read_text())
     ctag = content_tag(context, base.image_id, epoch)
@@ -116,8 +97,7 @@ def build(spec: ImageSpec, engine: Engine, options: BuildOptions) -> BuildResult
                  "SOURCE_DATE_EPOCH": epoch, "NIRISS_PIPE_LOCK_DIGEST": locking.digest(lock),
                  **(baked.buildargs if baked else {})}
     try:
-        outcome = engine.build(context, buildargs, no_cache=options.no_cache,
-                               offline=options.offline)
+        outcome = engine.build(context, buildargs, no_cache=options.no_cache)
     except EngineError as err:  # completed build stages stay as the next try's cache
         _name_stages(engine, spec, getattr(err, "stage_images", {}))
         raise
@@ -163,8 +143,8 @@ def environment_image(engine: Engine, spec: ImageSpec, options: BuildOptions,
     """The spec's environment build stage (its jwst, crds and datamodels), built or found in
     the layer cache: what chooses a ``scope: datasets`` bake's references before the image
     exists."""
-    outcome = engine.build(prepare(spec, options, None, lock, engine.reporter),
-                           proxy_buildargs(), target=ENVIRONMENT_STAGE, offline=options.offline)
+    outcome = engine.build(prepare(spec, options, None, lock), proxy_buildargs(),
+                           target=ENVIRONMENT_STAGE)
     _name_stages(engine, spec, {ENVIRONMENT_STAGE: outcome.image_id})
     return outcome.image_id
 
