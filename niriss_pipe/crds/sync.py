@@ -204,8 +204,8 @@ def _check(request: SyncRequest) -> None:
         for path in request.datasets:
             if not path.exists():
                 raise UserError(f"dataset {path} does not exist.", "give existing FITS files.")
-        if not request.image:
-            raise UserError(f"{opt('references')} datasets chooses the references with the "
+        if not request.image and not request.named:  # a product names its own
+            raise UserError(f"{opt('scope')} datasets chooses the references with the "
                             "jwst of the image they are for (the reference types differ from "
                             "release to release), and no image was given.",
                             f"give {opt('image')} IMAGE, or a SPEC whose image is built "
