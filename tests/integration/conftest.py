@@ -121,6 +121,7 @@ def git_root(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def docker_setup(git_root, default_build) -> list[str]:
+    os.environ["NIRISS_PIPE_TEST_BASE"] = default_build[1].base.reference  # made by its build
     os.environ.setdefault("COMPOSE_DOCKER_CLI_BUILD", "0")  # the classic builder, as ours
     os.environ.setdefault("DOCKER_BUILDKIT", "0")
     return ["up --build -d"]  # compose 1.29 has no --wait: git_server waits for an answer
