@@ -34,7 +34,9 @@ from niriss_pipe.core.errors import EngineError, UserError
 
 CHUNK = 1 << 20
 MAP_ENV = "NIRISS_PIPE_LAYER_MAP"  # where rewritten layers' digests are remembered
-METADATA = re.compile(r"/bin/sh -c #\(nop\) +(?!COPY |ADD )[A-Z]+ ")  # no file system change
+# An instruction that changes no file (ENV, LABEL, ARG...), as the classic builder records it
+# under the Dockerfile's SHELL (``/bin/sh -eu -c #(nop)  ENV ...``).
+METADATA = re.compile(r"\S+(?: -\S+)* -c #\(nop\) +(?!COPY |ADD )[A-Z]+ ")
 DROPPED = ("container", "container_config", "docker_version")
 
 

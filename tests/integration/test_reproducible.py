@@ -181,5 +181,19 @@ def test_pmap_only_rebuild_and_noop_keep_their_speed_path(engine, default_image_
         assert re.search(r"self-test +selftest: PASS.* at build \(reused: the verdict of", shown)
         noop = cli("build", str(path), env=env)
         assert "is up to date" in noop.stdout
+
+        # another pmap on the same layers: config-only at once, and the id the full rewrite
+        # (a layer map that has proven nothing) gives for it
+        spec["crds"]["context"] = "jwst_1587.pmap"
+        other = write_spec(tmp_path, "pmaponly", spec)
+        built = cli("build", "--no-selftest", str(other), env=env).stdout
+        assert "config only" in built, built
+        fast = engine.image_id("niriss-pipe-pmaponly:jwst_1587")
+        unproven = tmp_path / "unproven.json"
+        unproven.write_text(layers.read_text())
+        slow = cli("build", "--force", "--no-selftest", str(other),
+                   env={"NIRISS_PIPE_LAYER_MAP": str(unproven)}).stdout
+        assert "config only" not in slow
+        assert engine.image_id("niriss-pipe-pmaponly:jwst_1587") == fast
     finally:
         remove_repository("niriss-pipe-pmaponly")

@@ -135,7 +135,8 @@ RAW = {  # a built image's config as `docker save` has it (classic builder, Engi
                  "created_by": "/bin/sh -c #(nop)  ENV CRDS_CONTEXT=jwst_1584.pmap",
                  "empty_layer": True},
                 {"created": "2026-12-02T02:01:29Z",
-                 "created_by": "/bin/sh -c #(nop)  LABEL io.niriss-pipe.crds.context=jwst_1584",
+                 "created_by": "/bin/sh -eu -c #(nop)  LABEL io.niriss-pipe.crds.context="
+                               "jwst_1584",  # under the Dockerfile's SHELL
                  "empty_layer": True}],
     "rootfs": {"type": "layers", "diff_ids": ["sha256:b1", "sha256:b2"]},
 }
