@@ -80,6 +80,25 @@ def rewrite_config(config: dict, diff_ids: list[str], epoch: int) -> bytes:
     return json.dumps(clean, sort_keys=True, separators=(",", ":")).encode()
 
 
+def _json_dict(path: Path) -> dict:
+    """A JSON object from ``path``; {} when it is missing, broken or not an object (a cache)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def write_archive(folder: Path, config_bytes: bytes, layer_files: list[str]) -> str:
+    """Lay out a docker-archive in ``folder``: the config and a manifest naming the layer
+    files (present in ``folder``, or held by the engine already); return the image id."""
+    image_id = "sha256:" + hashlib.sha256(config_bytes).hexdigest()
+    (folder / f"{image_id[7:]}.json").write_bytes(config_bytes)
+    (folder / "manifest.json").write_text(json.dumps(
+        [{"Config": f"{image_id[7:]}.json", "RepoTags": None, "Layers": layer_files}]))
+    return image_id
+
+
 class LayerMap:
     """``{original diff id @ epoch: rewritten diff id}``, remembered across builds (a pure
     function, valid on any engine: whether an engine holds the layer is what load finds)."""
@@ -88,20 +107,9 @@ class LayerMap:
         default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
         self.path = path or Path(os.environ.get(MAP_ENV) or default / "niriss-pipe" /
                                  "layers.json")
-        try:
-            self.entries: dict[str, str] = json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            self.entries = {}
-        if not isinstance(self.entries, dict):
-            self.entries = {}
-        histories = self.path.with_name(self.path.stem + "-histories.json")
-        self.histories_path = histories
-        try:
-            self.histories: dict[str, list] = json.loads(histories.read_text())
-        except (OSError, ValueError):
-            self.histories = {}
-        if not isinstance(self.histories, dict):
-            self.histories = {}
+        self.entries: dict[str, str] = _json_dict(self.path)
+        self.histories_path = self.path.with_name(self.path.stem + "-histories.json")
+        self.histories: dict[str, list] = _json_dict(self.histories_path)
 
     def get(self, diff_id: str, epoch: int) -> str | None:
         return self.entries.get(f"{diff_id}@{epoch}")
@@ -168,11 +176,8 @@ def normalize_config_only(engine, image_id: str, epoch: int,
     if engine.image_id(new_id) == new_id:
         return new_id
     with tempfile.TemporaryDirectory(prefix="niriss-pipe-normalize-") as tmp:
-        folder = Path(tmp)
-        (folder / f"{new_id[7:]}.json").write_bytes(config_bytes)
-        (folder / "manifest.json").write_text(json.dumps(  # layer files: held by the engine
-            [{"Config": f"{new_id[7:]}.json", "RepoTags": None,
-              "Layers": [f"{d.split(':', 1)[1]}/layer.tar" for d in diff_ids]}]))
+        folder = Path(tmp)  # no layer file: the engine holds them all
+        write_archive(folder, config_bytes, [f"{d.split(':', 1)[1]}/layer.tar" for d in diff_ids])
         try:
             loaded = engine.load_archive(folder)
         except UserError:  # a layer the engine no longer holds: the full rewrite sends it
@@ -237,10 +242,7 @@ def _load(engine, built_id, archive, manifest, config, known, epoch, layer_map, 
     _prove_history(engine, built_id, config["rootfs"]["diff_ids"], config_bytes, diff_ids, epoch,
                    layer_map)
     layer_map.save()
-    image_id = "sha256:" + hashlib.sha256(config_bytes).hexdigest()
-    (out_dir / f"{image_id[7:]}.json").write_bytes(config_bytes)
-    (out_dir / "manifest.json").write_text(json.dumps(
-        [{"Config": f"{image_id[7:]}.json", "RepoTags": None, "Layers": files}]))
+    image_id = write_archive(out_dir, config_bytes, files)
     loaded = engine.load_archive(out_dir)
     if loaded != image_id:
         raise EngineError(f"the engine loaded the rewritten image as {loaded}, not {image_id}.",
