@@ -24,11 +24,12 @@ from tests.helpers import ROOT
 STORE_SCRIPT = "/src/tests/crds_server/store.py"  # ROOT is mounted at /src
 
 
-def build_store(image: str, store: Path) -> Path:
-    """Write the synthetic store into `store` with the image's jwst datamodels, offline."""
+def build_store(image: str, store: Path, script: str = STORE_SCRIPT) -> Path:
+    """Write the synthetic store (``script``: store.py, or checkstore.py) into `store` with
+    the image's jwst datamodels, offline."""
     user = f"{os.getuid()}:{os.getgid()}"
     cmd = ["docker", "run", "--rm", "--network", "none", "--user", user, "-v", f"{ROOT}:/src:ro",
-           "-v", f"{store}:/store", image, "python", STORE_SCRIPT, "/store"]
+           "-v", f"{store}:/store", image, "python", script, "/store"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise AssertionError(f"building the CRDS store failed ({proc.returncode}):\n"

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.crds_server.fixtures import build_store
 from tests.crds_server.server import CRDSServer
 from tests.helpers import ROOT, cli
 
@@ -23,12 +22,7 @@ DATASET = "niriss_sub64_uncal.fits"
 def check_store(tmp_path_factory, default_image) -> Path:
     store = tmp_path_factory.mktemp("crds_check_store")
     store.chmod(0o755)
-    proc = subprocess.run(
-        ["docker", "run", "--rm", "--network", "none", "--user", f"{os.getuid()}:{os.getgid()}",
-         "-v", f"{ROOT}:/src:ro", "-v", f"{store}:/store", default_image, "python",
-         "/src/tests/crds_server/checkstore.py", "/store"], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return store
+    return build_store(default_image, store, "/src/tests/crds_server/checkstore.py")
 
 
 @pytest.fixture(scope="session")
