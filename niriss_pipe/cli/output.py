@@ -13,3 +13,10 @@ def emit(data) -> None:
 
 def wants_json(args) -> bool:
     return bool(getattr(args, "json", False))
+
+
+def emit_refused(document: dict, err) -> None:
+    """With --json, a check that ran and failed: its document with the error paragraph in it,
+    as the one document (main does not print another)."""
+    emit({**document, "error": err.paragraph()})
+    err.emitted = True

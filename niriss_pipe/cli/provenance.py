@@ -10,7 +10,7 @@ from pathlib import Path
 from niriss_pipe.cli.buildlog import build_log
 from niriss_pipe.cli.defaults import CACHE_HELP, default_cache
 from niriss_pipe.cli.images import DEFAULT_SPEC, crds_server
-from niriss_pipe.cli.output import emit
+from niriss_pipe.cli.output import emit, emit_refused
 from niriss_pipe.core.errors import VerificationError
 from niriss_pipe.core.progress import Reporter
 
@@ -120,8 +120,7 @@ def verify(args, reporter: Reporter) -> int:
             document["rebuild"] = "identical"
     except VerificationError as err:
         if args.json:  # the checks as they came out, and the error paragraph
-            emit({**document, "verified": False, "error": err.paragraph()})
-            err.emitted = True
+            emit_refused({**document, "verified": False}, err)
         raise
     if args.json:
         emit(document)
@@ -138,8 +137,7 @@ def check(args, reporter: Reporter) -> int:
         result.raise_for()
     except VerificationError as err:
         if args.json:  # one document: the result and the error paragraph
-            emit({**result.as_json(), "error": err.paragraph()})
-            err.emitted = True
+            emit_refused(result.as_json(), err)
         raise
     if args.json:
         emit(result.as_json())
