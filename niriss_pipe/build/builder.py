@@ -34,10 +34,13 @@ RUNTIME_STAGE = "runtime"  # the image up to its runtime: what a new pmap builds
 CACHED_STAGES = (ENVIRONMENT_STAGE, RUNTIME_STAGE)
 
 
-def content_tag(context: BuildContext, base_id: str, epoch: str | None = None) -> str:
-    """``content-<16 hex>``: the build context, the base image and SOURCE_DATE_EPOCH (it sets
-    the image's ``created`` label, so an image made under another epoch is another image)."""
-    extra = f"SOURCE_DATE_EPOCH={epoch}" if epoch else ""
+def content_tag(context: BuildContext, base_id: str,
+                image_args: dict[str, str] | None = None) -> str:
+    """``content-<16 hex>``: the build context, the base image and the build arguments that
+    reach the image (SOURCE_DATE_EPOCH and the labels: creation time, the tool's revision),
+    so an image made by another revision or under another epoch is another image, and
+    "a content tag exists" means "a build now would give this image"."""
+    extra = "\0".join(f"{key}={value}" for key, value in sorted((image_args or {}).items()))
     return f"content-{context.digest(base_id, extra)[:16]}"
 
 
@@ -82,7 +85,8 @@ def build(spec: ImageSpec, engine: Engine, options: BuildOptions) -> BuildResult
     context = prepare(spec, options, baked, lock)
     base = resolve_base(engine, spec.base)
     epoch = options.source_date_epoch or build_epoch(lock.read_text())
-    ctag = content_tag(context, base.image_id, epoch)
+    image_args = {**label_args(base.digest, epoch), "SOURCE_DATE_EPOCH": epoch}
+    ctag = content_tag(context, base.image_id, image_args)
     existing = engine.image_id(f"{spec.name}:{ctag}")
     if existing and not (options.force or options.no_cache):
         moved = _apply_tags(engine, existing, spec.name, user_tags(spec))
@@ -93,8 +97,8 @@ def build(spec: ImageSpec, engine: Engine, options: BuildOptions) -> BuildResult
 
     say(f"building {spec.name}:{names.full_tag(spec)} from {spec.path} "
         f"(base {base.reference} {base.image_id[7:19]})")
-    buildargs = {**proxy_buildargs(), **label_args(base.digest, epoch),
-                 "SOURCE_DATE_EPOCH": epoch, "NIRISS_PIPE_LOCK_DIGEST": locking.digest(lock),
+    buildargs = {**proxy_buildargs(), **image_args,
+                 "NIRISS_PIPE_LOCK_DIGEST": locking.digest(lock),
                  **(baked.buildargs if baked else {})}
     try:
         outcome = engine.build(context, buildargs, no_cache=options.no_cache)

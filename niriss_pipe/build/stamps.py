@@ -50,7 +50,7 @@ def label_args(base_digest: str, epoch: str | None = None) -> dict[str, str]:
         else dt.datetime.now(dt.timezone.utc)
     return {
         "NIRISS_PIPE_CREATED": when.replace(microsecond=0).isoformat().replace("+00:00", "Z"),
-        "NIRISS_PIPE_REVISION": _git("rev-parse", "HEAD"),
+        "NIRISS_PIPE_REVISION": revision(),
         "NIRISS_PIPE_SOURCE": public_source(_git("config", "--get", "remote.origin.url")),
         "NIRISS_PIPE_BASE_DIGEST": base_digest,
     }
@@ -71,7 +71,25 @@ def public_source(remote: str) -> str:
     return PROJECT_URL
 
 
+def revision() -> str:
+    """The tool's git revision: the checkout's HEAD, or for an installed wheel the revision
+    it was built from (setup.py writes ``data/revision``); empty when neither is known."""
+    return _git("rev-parse", "HEAD") or _recorded_revision()
+
+
+def _recorded_revision() -> str:
+    try:
+        text = (Path(__file__).resolve().parents[1] / "data" / "revision").read_text().strip()
+    except OSError:
+        return ""
+    return text if re.fullmatch(r"[0-9a-f]{40}", text) else ""
+
+
 def _git(*args: str) -> str:
+    """git in the tool's own checkout; "" for an installed copy (its folder may lie inside
+    some other repository, whose revision is not the tool's)."""
+    if not (REPO_DIR / ".git").exists():
+        return ""
     try:
         return subprocess.run(["git", "-C", str(REPO_DIR), *args], capture_output=True,
                               text=True, timeout=10).stdout.strip()

@@ -60,6 +60,18 @@ def test_the_wheel_holds_no_link_to_the_checkout(installed, tmp_path):
     assert not proc.stdout.strip().startswith(str(ROOT)), proc.stdout
 
 
+def test_the_wheel_records_the_revision_it_was_built_from(installed, tmp_path):
+    """The image's revision label (and so its id) is the same from the wheel as from the
+    checkout: the wheel carries the commit, since an installed copy has no .git to ask."""
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    proc = subprocess.run([str(installed / "python"), "-c",
+                           "from niriss_pipe.build import stamps; print(stamps.revision())"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == head
+
+
 def test_installed_package_renders_the_checkout_s_dockerfile(installed, tmp_path):
     spec = tmp_path / "images" / "default.yaml"
     spec.parent.mkdir()

@@ -6,6 +6,8 @@ passed, the content tag last, and a failed self-test removes the new image.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from niriss_pipe.build import builder, stamps
@@ -127,6 +129,20 @@ def test_source_date_epoch_is_part_of_the_content_tag(spec, tmp_path, monkeypatc
     assert len(set(tags)) == 3
 
 
+def test_the_tools_revision_is_part_of_the_content_tag(spec, tmp_path, monkeypatch):
+    """The revision label is in the image: an image built by another commit of the tool is
+    another image, so it must not make a build here a no-op (CI found one made by the
+    previous commit 'up to date', and then a rebuild gave another id)."""
+    tags = []
+    for revision in ("4ceafaf2b6d3c01a4561fb05a1faed26d2c0108b",
+                     "95cb0ea0000000000000000000000000000000000", ""):
+        monkeypatch.setattr(stamps, "_git", lambda *args, rev=revision: rev)
+        tags.append(builder.build(spec, RecordingEngine(), options(tmp_path)).content_tag)
+    assert len(set(tags)) == 3
+    monkeypatch.setattr(stamps, "_git", lambda *args: "4ceafaf2b6d3c01a4561fb05a1faed26d2c0108b")
+    assert builder.build(spec, RecordingEngine(), options(tmp_path)).content_tag == tags[0]
+
+
 @pytest.mark.parametrize("value", ["yesterday", "1.5", "-1", "١٧٠٠٠٠٠٠٠٠", "17\n"])
 def test_bad_source_date_epoch_is_a_user_error(monkeypatch, value):
     monkeypatch.setenv("SOURCE_DATE_EPOCH", value)
@@ -197,3 +213,20 @@ def test_the_self_test_sets_every_variable_the_verdict_key_leaves_out():
     env = offline_env("/tmp/synthetic", "jwst_9999.pmap")
     assert all(name in env or name.endswith("_URI") for name in SELFTEST_OWN_ENV)
     assert not any(name in env for name in SELFTEST_OWN_ENV if name.endswith("_URI"))
+
+
+def test_an_installed_copy_inside_another_repository_does_not_take_its_revision(
+        tmp_path, monkeypatch):
+    """A venv inside a user's own project: git there would name the project's commit."""
+    import subprocess
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=u", "-c", "user.email=u@x",
+                    "commit", "-q", "--allow-empty", "-m", "theirs"], check=True)
+    site = tmp_path / "venv" / "lib" / "site-packages"
+    site.mkdir(parents=True)
+    monkeypatch.setattr(stamps, "REPO_DIR", site)
+    monkeypatch.setattr(stamps, "_recorded_revision", lambda: "")
+    assert stamps.revision() == ""
+    monkeypatch.setattr(stamps, "REPO_DIR", tmp_path)  # the checkout itself: its HEAD
+    assert re.fullmatch(r"[0-9a-f]{40}", stamps.revision())
