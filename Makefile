@@ -68,11 +68,12 @@ unit-offline: $(VENV)/.installed
 	unshare -n sh -c 'ip link set lo up && $(PY) -m pytest tests/unit $(ARGS)'
 
 lint: $(VENV)/.installed
-	$(PY) -m ruff check niriss_pipe tests build.py bench
+	$(PY) -m ruff check niriss_pipe tests build.py bench setup.py
 	$(VENV)/bin/lint-imports
 
 bench: $(VENV)/.installed
 	$(PY) bench/run.py $(ARGS)
+	$(PY) bench/install.py
 	$(PY) bench/sync.py $(SYNC_ARGS)
 	$(PY) bench/batch.py $(BATCH_ARGS)
 	$(PY) bench/cachecheck.py $(CHECK_ARGS)

@@ -20,12 +20,15 @@ from niriss_pipe.build.records import write_build_record
 from niriss_pipe.build.selftest import run_selftest
 from niriss_pipe.build.stamps import build_epoch, label_args
 from niriss_pipe.build.verdicts import Verdicts, environment_key
-from niriss_pipe.core.errors import EngineError
+from niriss_pipe.build.wheels import SourcesInLock, sources_in
+from niriss_pipe.build.wheels import cache_dir as wheel_cache_dir
+from niriss_pipe.build.wheels import resolve as resolve_wheels
+from niriss_pipe.core.errors import EngineError, UserError, opt, prog
 from niriss_pipe.crds.hostcache import resolve_imap
 from niriss_pipe.engine.client import Engine
 from niriss_pipe.render import dockerfile as rendering
 from niriss_pipe.render import names
-from niriss_pipe.render.context import BuildContext, make_context
+from niriss_pipe.render.context import BuildContext, DiskFile, make_context
 from niriss_pipe.spec import lock as locking
 from niriss_pipe.spec.model import ImageSpec
 
@@ -49,25 +52,58 @@ def user_tags(spec: ImageSpec) -> list[str]:
 
 
 def render_dockerfile(spec: ImageSpec, options: BuildOptions) -> str:
-    """The Dockerfile ``build`` would use (reads the host cache for the imap, nothing else)."""
-    return _render(spec, options, find_ca_bundle(options.ca_bundle))
+    """The Dockerfile ``build`` would use: it reads the host cache for the imap, and the
+    wheel cache (the index, for wheels it lacks: nothing is downloaded) for whether the
+    lock installs from wheels."""
+    try:  # a missing or stale lock renders all the same (build refuses it)
+        lock_text = locking.lock_path(spec).read_text()
+    except OSError:
+        lock_text = ""
+    sources = sources_in(lock_text, options.wheels or wheel_cache_dir()) \
+        if lock_text and not options.offline else []
+    return _render(spec, options, find_ca_bundle(options.ca_bundle), wheelhouse=not sources)
 
 
-def _render(spec: ImageSpec, options: BuildOptions, ca) -> str:
+def _render(spec: ImageSpec, options: BuildOptions, ca, wheelhouse: bool = True) -> str:
     return rendering.render(spec, imap=resolve_imap(spec, options.cache),
-                            ca_bundle=ca is not None, commit=locking.locked_commit(spec))
+                            ca_bundle=ca is not None, commit=locking.locked_commit(spec),
+                            wheelhouse=wheelhouse)
 
 
 def prepare(spec: ImageSpec, options: BuildOptions, baked: BakedCache | None = None,
-            lock_path: Path | None = None) -> BuildContext:
+            lock_path: Path | None = None, reporter=None) -> BuildContext:
     """Render the Dockerfile and collect the build context (no engine). ``lock_path`` is the
-    lock ``build`` already checked; without it the lock is checked here."""
+    lock ``build`` already checked; without it the lock is checked here. The wheels the lock
+    names come verified from the wheel folder, missing ones downloaded unless offline."""
     lock = (lock_path or locking.check(spec)).read_bytes()
     ca = find_ca_bundle(options.ca_bundle)
-    dockerfile = _render(spec, options, ca)
+    wheels = context_wheels(spec, options, lock.decode(), reporter)
+    dockerfile = _render(spec, options, ca, wheelhouse=wheels is not None)
     if baked is None:
-        return make_context(dockerfile, lock, ca)
-    return make_context(dockerfile, lock, ca, crds_files=baked.files, crds_disk=baked.disk)
+        return make_context(dockerfile, lock, ca, wheels=wheels)
+    return make_context(dockerfile, lock, ca, crds_files=baked.files, crds_disk=baked.disk,
+                        wheels=wheels)
+
+
+def context_wheels(spec: ImageSpec, options: BuildOptions, lock_text: str,
+                   reporter=None) -> dict[str, DiskFile] | None:
+    """``{file name: verified wheel}`` for the build context (build/wheels.py); None when
+    the lock holds source releases, which pip builds from the index in the build."""
+    folder = options.wheels or wheel_cache_dir()
+    if options.offline and spec.jwst.git:
+        raise UserError(f"{spec.path}: field 'jwst.git': an {opt('offline')} build cannot "
+                        "install a git source yet (pip fetches and builds it in the build).",
+                        "build it with the network, or use a jwst release from PyPI.")
+    try:
+        found = resolve_wheels(lock_text, folder, reporter, download=not options.offline,
+                               fetch_hint=f"{prog()} fetch {spec.path}"
+                               + (f" {opt('to')} {folder}" if options.wheels else ""))
+    except SourcesInLock as err:
+        if reporter:
+            reporter.detail(f"{spec.path}: {len(err.sources)} locked package(s) have no wheel "
+                            "for this image: pip installs the lock from the index in the build")
+        return None
+    return {name: DiskFile(item.path, item.sha256, "sha256") for name, item in found.items()}
 
 
 def build(spec: ImageSpec, engine: Engine, options: BuildOptions) -> BuildResult:
@@ -82,7 +118,7 @@ def build(spec: ImageSpec, engine: Engine, options: BuildOptions) -> BuildResult
         chooser = environment_image(engine, spec, options, lock) \
             if spec.scope == "datasets" else None
         baked = bake_cache(spec, options, engine.reporter, image=chooser)
-    context = prepare(spec, options, baked, lock)
+    context = prepare(spec, options, baked, lock, engine.reporter)
     base = resolve_base(engine, spec.base)
     epoch = options.source_date_epoch or build_epoch(lock.read_text())
     image_args = {**label_args(base.digest, epoch), "SOURCE_DATE_EPOCH": epoch}
@@ -101,7 +137,8 @@ def build(spec: ImageSpec, engine: Engine, options: BuildOptions) -> BuildResult
                  "NIRISS_PIPE_LOCK_DIGEST": locking.digest(lock),
                  **(baked.buildargs if baked else {})}
     try:
-        outcome = engine.build(context, buildargs, no_cache=options.no_cache)
+        outcome = engine.build(context, buildargs, no_cache=options.no_cache,
+                               offline=options.offline)
     except EngineError as err:  # completed build stages stay as the next try's cache
         _name_stages(engine, spec, getattr(err, "stage_images", {}))
         raise
@@ -147,8 +184,8 @@ def environment_image(engine: Engine, spec: ImageSpec, options: BuildOptions,
     """The spec's environment build stage (its jwst, crds and datamodels), built or found in
     the layer cache: what chooses a ``scope: datasets`` bake's references before the image
     exists."""
-    outcome = engine.build(prepare(spec, options, None, lock), proxy_buildargs(),
-                           target=ENVIRONMENT_STAGE)
+    outcome = engine.build(prepare(spec, options, None, lock, engine.reporter),
+                           proxy_buildargs(), target=ENVIRONMENT_STAGE, offline=options.offline)
     _name_stages(engine, spec, {ENVIRONMENT_STAGE: outcome.image_id})
     return outcome.image_id
 

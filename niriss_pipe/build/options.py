@@ -20,6 +20,8 @@ class BuildOptions:
     no_cache: bool = False  # rebuild every layer (implies force)
     # The image's times; None: $SOURCE_DATE_EPOCH, else the day its lock was resolved as of.
     source_date_epoch: str | None = None
+    wheels: Path | None = None  # the verified wheel folder; None: build/wheels.cache_dir()
+    offline: bool = False  # no download, no network in any build step
 
 
 @dataclass

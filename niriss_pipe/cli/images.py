@@ -69,11 +69,29 @@ def add_parsers(sub, parents) -> None:
                    help="rebuild every layer from the base (implies --force)")
     p.add_argument("--no-selftest", action="store_true",
                    help="tag without running the image's self-test (not recommended)")
+    p.add_argument("--offline", action="store_true",
+                   help="no network in any build step and no download: only verified files "
+                   "already on this host ('fetch' first)")
     p.set_defaults(handler=build)
+
+    p = sub.add_parser("fetch", parents=[common],
+                       help="download the verified wheels a spec's lock names (and uv), for "
+                       "builds with no network")
+    p.add_argument("spec", type=Path, metavar="SPEC", nargs="?", default=DEFAULT_SPEC)
+    p.add_argument("--to", type=Path, default=None, metavar="DIR",
+                   help="a wheelhouse folder to carry elsewhere (default: the wheel cache, "
+                   "$XDG_CACHE_HOME/niriss-pipe/wheels)")
+    p.set_defaults(handler=fetch)
 
     p = sub.add_parser("base", parents=[common],
                        help="make a spec's base image from Debian's mirror (debootstrap)")
     p.add_argument("spec", type=Path, metavar="SPEC", nargs="?", default=DEFAULT_SPEC)
+    carry = p.add_mutually_exclusive_group()
+    carry.add_argument("--save", type=Path, metavar="FILE",
+                       help="write the spec's base image (with its labels) to FILE, to carry "
+                       "it to a site with no network")
+    carry.add_argument("--load", type=Path, metavar="FILE",
+                       help="load a base saved with --save, after checking it is the spec's")
     p.set_defaults(handler=base)
 
     p = sub.add_parser("selftest", parents=[common], help="run an image's self-test offline")
@@ -261,7 +279,8 @@ def build(args, reporter: Reporter) -> int:
     options = BuildOptions(ca_bundle=args.ca_bundle, cache=args.cache,
                            crds_server=crds_server(args.server),
                            selftest=not args.no_selftest, force=args.force,
-                           no_cache=args.no_cache)
+                           no_cache=args.no_cache, wheels=args.wheels,
+                           offline=args.offline)
     built = []
     for spec in specs:
         with build_log(reporter, spec.path.stem) as log:
@@ -274,6 +293,28 @@ def build(args, reporter: Reporter) -> int:
                       "log": short_path(log)})
     if args.json:
         emit({"images": built})
+    return 0
+
+
+def fetch(args, reporter: Reporter) -> int:
+    import time
+
+    from niriss_pipe.build.wheels import cache_dir, resolve
+    from niriss_pipe.core.progress import human_bytes
+    from niriss_pipe.spec.load import load_spec
+    from niriss_pipe.spec.lock import check
+
+    spec = load_spec(args.spec)
+    lock = check(spec)
+    folder = args.to or cache_dir()
+    started = time.monotonic()
+    shown = reporter if (reporter.tty or args.verbose) else None  # quiet in a log
+    found = resolve(lock.read_text(), folder, shown)
+    size = sum(item.size for item in found.values())
+    reporter.say(f"{len(found)} verified wheels ({human_bytes(size)}) for {args.spec} in "
+                 f"{folder} ({time.monotonic() - started:.1f} s); build with no network: "
+                 f"{prog()} build {args.spec} --offline"
+                 + (f" --wheels {folder}" if args.to else ""))
     return 0
 
 
@@ -307,6 +348,15 @@ def base(args, reporter: Reporter) -> int:
     from niriss_pipe.spec.load import load_spec
 
     spec = load_spec(args.spec)
+    if args.save or args.load:
+        from niriss_pipe.build.basefile import load_base, save_base
+
+        engine = Engine(reporter)
+        if args.save:
+            save_base(engine, spec.base, args.save)
+        else:
+            load_base(engine, spec.base, args.load)
+        return 0
     if not spec.base.debootstrap:
         raise UserError(f"{args.spec}: field 'base.image': the base {spec.base.image} is pulled "
                         "from a registry, not made locally.",
@@ -343,7 +393,8 @@ def demo(args, reporter: Reporter) -> int:
 
     spec = load_spec(args.spec)
     with build_log(reporter, f"demo-{spec.path.stem}"):
-        run_demo(spec, Engine(reporter), BuildOptions(ca_bundle=args.ca_bundle, cache=args.cache))
+        run_demo(spec, Engine(reporter), BuildOptions(ca_bundle=args.ca_bundle, cache=args.cache,
+                                                      wheels=args.wheels))
     return 0
 
 

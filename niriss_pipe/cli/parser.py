@@ -82,6 +82,9 @@ def build_parser(prog: str = "python build.py") -> Parser:
     building.add_argument("--server", default=None, metavar="URL",
                           help="CRDS server a 'references: bake' spec syncs from (default: "
                           "$CRDS_SERVER_URL or https://jwst-crds.stsci.edu)")
+    building.add_argument("--wheels", type=Path, default=None, metavar="DIR",
+                          help="folder of verified wheels the build installs from (default: "
+                          "$XDG_CACHE_HOME/niriss-pipe/wheels); 'fetch --to DIR' fills one")
     parents = Parents(common, building, as_json)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for group in (images, crds, provenance, reproduce, export, batch, completion):

@@ -115,7 +115,7 @@ def verify(args, reporter: Reporter) -> int:
         raise_for(report)
         if args.rebuild:
             options = BuildOptions(ca_bundle=args.ca_bundle, cache=args.cache,
-                                   crds_server=crds_server(args.server))
+                                   crds_server=crds_server(args.server), wheels=args.wheels)
             rebuild_image(engine, args.image, options, args.spec)
             document["rebuild"] = "identical"
     except VerificationError as err:
@@ -173,7 +173,7 @@ def repro(args, reporter: Reporter) -> int:
     from niriss_pipe.provenance.repro import repro
 
     options = BuildOptions(ca_bundle=args.ca_bundle, cache=args.cache,
-                           crds_server=crds_server(args.server))
+                           crds_server=crds_server(args.server), wheels=args.wheels)
     with build_log(reporter, f"repro-{args.spec.stem}"):
         repro(args.spec, Engine(reporter), options, keep=args.keep)
     return 0

@@ -50,6 +50,15 @@ DEBIAN_PACKAGE = re.compile(r"[a-z0-9][a-z0-9+.-]+"
 URL = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*)://(?P<rest>[A-Za-z0-9._~:/?#\[\]@!&()*+,;=%-]+)",
                  A)
 
+# -- wheels (PEP 427 file names, as an index or a wheelhouse names them) --------------------------
+# name-version(-build)?-python-abi-platform.whl, one path component of letters, digits and
+# ``_ . + !``: what lands in a build context path and a Dockerfile line, never ``/`` or a quote.
+WHEEL_FILENAME = re.compile(r"(?P<name>[A-Za-z0-9](?:[A-Za-z0-9._]*[A-Za-z0-9])?)"
+                            r"-(?P<version>[A-Za-z0-9_.!+]+)(?:-(?P<build>[0-9][A-Za-z0-9_.]*))?"
+                            r"-(?P<python>[A-Za-z0-9_.]+)-(?P<abi>[A-Za-z0-9_.]+)"
+                            r"-(?P<platform>[A-Za-z0-9_.]+)\.whl", A)
+SHA256_HEX = re.compile(r"[0-9a-f]{64}", A)
+
 # -- git refs (git check-ref-format) ------------------------------------------------------------
 IMAGE_ID = re.compile(r"sha256:[0-9a-f]{64}", A)  # an engine's image id, as FROM takes it
 FULL_COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}", A)
@@ -165,6 +174,15 @@ def pip_requirement_problem(value) -> str | None:
 def is_url(value, schemes: tuple[str, ...] = ("http", "https")) -> bool:
     match = URL.fullmatch(value) if isinstance(value, str) else None
     return match is not None and match.group("scheme") in schemes
+
+
+def wheel_filename(value):
+    """The parts of a wheel's file name (``name``, ``version``, ``python``, ``abi``,
+    ``platform``), or None when it is not one whole, safe, ASCII wheel file name."""
+    if not isinstance(value, str) or len(value) > 255:
+        return None
+    match = WHEEL_FILENAME.fullmatch(value)
+    return match.groupdict() if match else None
 
 
 def is_git_ref(value) -> bool:

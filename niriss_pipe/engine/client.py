@@ -261,24 +261,32 @@ class Engine:
                               ENGINE_FIX)
         return images[0].id
 
+    @_guarded("load the image archive {0}")
+    def load_file(self, path: Path) -> list[str]:
+        """``docker load < path``; return the ids of the images it loaded."""
+        with open(path, "rb") as stream:
+            return [image.id for image in self.client.images.load(stream)]
+
     @_guarded("list images")
     def images_with_label(self, label: str) -> list[ImageInfo]:
         return [_info(image) for image in self.client.images.list(filters={"label": label})]
 
     # -- build ----------------------------------------------------------------------------
     def build(self, context: BuildContext, buildargs: dict[str, str],
-              no_cache: bool = False, target: str | None = None) -> BuildOutcome:
+              no_cache: bool = False, target: str | None = None,
+              offline: bool = False) -> BuildOutcome:
         """Build the context (up to the stage ``target`` when given); return the image and
         the images of its named build stages. Untagged: tags come after the self-test. A
         failed build leaves no untagged leaf image behind (the named stages that completed
-        are returned through the error)."""
+        are returned through the error). ``offline``: no build step has a network
+        (``network_mode`` none)."""
         with tempfile.TemporaryFile() as tar, self.sdk_errors("build the image"):
             context.write_tar(tar)
             tar.seek(0)
             stream = self.client.api.build(
                 fileobj=tar, custom_context=True, decode=True, rm=True, forcerm=True,
                 buildargs=buildargs, pull=False, nocache=no_cache, target=target,
-                network_mode=os.environ.get(BUILD_NETWORK_ENV) or None)
+                network_mode="none" if offline else os.environ.get(BUILD_NETWORK_ENV) or None)
             return BuildStream(self, context.dockerfile).follow(stream)
 
     # -- run --------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from niriss_pipe.render.dockerfile import CA_BUNDLE_NAME, LOCK_NAME
+from niriss_pipe.render.dockerfile import CA_BUNDLE_NAME, LOCK_NAME, OVERLAPS_NAME, WHEELS_NAME
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # niriss_pipe/
 
@@ -27,11 +27,13 @@ def runtime_files() -> list[str]:
 
 @dataclass(frozen=True)
 class DiskFile:
-    """A large context file (a baked CRDS reference) streamed from disk, never held in memory;
-    its sha1 is already verified against the CRDS server, so it is not hashed again."""
+    """A large context file (a baked CRDS reference, a wheel) streamed from disk, never held in
+    memory; its digest is already verified (against the CRDS server, the lock), so it is not
+    hashed again. ``sha1`` holds the digest, of ``algorithm``."""
 
     path: Path
     sha1: str
+    algorithm: str = "sha1"
 
 
 @dataclass(frozen=True)
@@ -73,22 +75,28 @@ class BuildContext:
         for name in sorted(self.files):
             h.update(name.encode() + b"\0" + hashlib.sha256(self.files[name]).digest())
         for name in sorted(self.disk):
-            h.update(name.encode() + b"\0sha1:" + self.disk[name].sha1.encode())
+            item = self.disk[name]
+            h.update(name.encode() + f"\0{item.algorithm}:".encode() + item.sha1.encode())
         h.update(self.dockerfile.encode())
         return h.hexdigest()
 
 
 def make_context(dockerfile: str, lock: bytes, ca_bundle: Path | None = None,
                  crds_files: dict[str, bytes] | None = None,
-                 crds_disk: dict[str, DiskFile] | None = None) -> BuildContext:
-    """Collect the lock, the runtime package, the entrypoint, when asked a CA bundle, and
-    for baked images the CRDS cache files (under ``crds/``)."""
+                 crds_disk: dict[str, DiskFile] | None = None,
+                 wheels: dict[str, DiskFile] | None = None) -> BuildContext:
+    """Collect the lock, the runtime package, the entrypoint, when asked a CA bundle, the
+    verified wheels the lock names (under ``wheels/``; ``{file name: file}``), and for baked
+    images the CRDS cache files (under ``crds/``)."""
     files = {"niriss_pipe/__init__.py": (PACKAGE_DIR / "__init__.py").read_bytes()}
     for name in runtime_files():
         files[f"niriss_pipe/runtime/{name}"] = (PACKAGE_DIR / "runtime" / name).read_bytes()
     files["entrypoint.sh"] = (PACKAGE_DIR / "runtime" / "entrypoint.sh").read_bytes()
     files[LOCK_NAME] = lock
+    files[OVERLAPS_NAME] = (PACKAGE_DIR / "templates" / "overlaps.py").read_bytes()
     if ca_bundle is not None:
         files[CA_BUNDLE_NAME] = ca_bundle.read_bytes()
     files.update(crds_files or {})
-    return BuildContext(dockerfile=dockerfile, files=files, disk=dict(crds_disk or {}))
+    disk = {f"{WHEELS_NAME}/{name}": item for name, item in (wheels or {}).items()}
+    disk.update(crds_disk or {})
+    return BuildContext(dockerfile=dockerfile, files=files, disk=disk)

@@ -23,11 +23,27 @@ TEMPLATE = "Dockerfile.j2"  # niriss_pipe/templates/ (the top-level Dockerfile.j
 MICROMAMBA_VERSION = "2.0.5-0"
 CA_BUNDLE_NAME = "ca-bundle.crt"  # names in the build context
 LOCK_NAME = "requirements.lock"
+WHEELS_NAME = "wheels"  # the verified wheels the lock names (build/wheels.py), in the context
+# uv installs the lock in the environment stage: this wheel from PyPI, by its sha256; it is
+# unpacked to UV_IN_BUILD there and never reaches the image.
+UV_VERSION = "0.13.9"
+UV_WHEEL = "uv-0.13.9-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
+UV_SHA256 = "d7f459fe4fd247d830351c75686d3996ace3c6f3f728eb0e85a30b7ada0cef19"
+WHEELS_IN_BUILD = "/tmp/niriss-pipe-wheels"  # in the environment build stage only
+UV_IN_BUILD = "/tmp/niriss-pipe-uv"
+OVERLAPS_NAME = "overlaps.py"  # templates/overlaps.py: files two wheels install, made stable
+OVERLAPS_IN_BUILD = "/tmp/niriss-pipe-overlaps.py"
 CA_IN_IMAGE = "/etc/niriss-pipe/build-ca.crt"  # in the environment build stage only
 # Every client a build step runs reads its CA bundle from one of these (pip, requests, OpenSSL,
 # curl, git, micromamba).
 CA_ENV_IN_BUILD = ("PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE",
                    "GIT_SSL_CAINFO", "MAMBA_SSL_VERIFY")
+
+
+def uv_installs_into(python_version: str) -> bool:
+    """uv installs into CPython 3.8 and newer; an older one (conda's 3.7) gets pip."""
+    major, minor = (int(part) for part in python_version.split(".")[:2])
+    return (major, minor) >= (3, 8)
 
 
 def git_requirement(spec: ImageSpec, commit: str | None) -> str | None:
@@ -40,9 +56,10 @@ def git_requirement(spec: ImageSpec, commit: str | None) -> str | None:
 
 
 def writer_context(spec: ImageSpec, *, imap: str | None = None, ca_bundle: bool = False,
-                   commit: str | None = None) -> dict:
+                   commit: str | None = None, wheelhouse: bool = True) -> dict:
     """Everything the template needs, as plain values (``commit``: a git source's locked
-    commit)."""
+    commit; ``wheelhouse``: every locked package has a wheel for the image, so the build
+    installs from the verified wheels in its context, not from the index)."""
     return {
         "tool_version": __version__,
         "spec_file": spec.path.name,
@@ -59,6 +76,12 @@ def writer_context(spec: ImageSpec, *, imap: str | None = None, ca_bundle: bool 
         "ca_in_image": CA_IN_IMAGE,
         "ca_env": CA_ENV_IN_BUILD,
         "lock_file": LOCK_NAME,
+        "wheelhouse": wheelhouse,
+        "wheels": {"context": WHEELS_NAME, "in_build": WHEELS_IN_BUILD},
+        "uv_python": uv_installs_into(spec.python_version),
+        "overlaps": {"context": OVERLAPS_NAME, "in_build": OVERLAPS_IN_BUILD},
+        "uv": {"version": UV_VERSION, "wheel": UV_WHEEL, "sha256": UV_SHA256,
+               "in_build": UV_IN_BUILD},
         "lock_in_image": contract.LOCK_IN_IMAGE,
         "jwst_git": git_requirement(spec, commit),
         "crds_path": contract.CRDS_PATH,
@@ -95,10 +118,10 @@ def dockerfile_string(value: str) -> str:
 
 
 def render(spec: ImageSpec, *, imap: str | None = None, ca_bundle: bool = False,
-           commit: str | None = None) -> str:
+           commit: str | None = None, wheelhouse: bool = True) -> str:
     """The Dockerfile for ``spec``; the same inputs always give the same text."""
     return _template().render(writer_context(spec, imap=imap, ca_bundle=ca_bundle,
-                                             commit=commit))
+                                             commit=commit, wheelhouse=wheelhouse))
 
 
 def stages(dockerfile: str) -> list[tuple[str, int]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import urllib.error
 import urllib.request
 
 PYPI_SIMPLE = os.environ.get("UV_INDEX_URL", "https://pypi.org/simple").rstrip("/")
@@ -12,12 +13,15 @@ PYPI_SIMPLE = os.environ.get("UV_INDEX_URL", "https://pypi.org/simple").rstrip("
 
 def project_files(name: str, index: str = PYPI_SIMPLE) -> list[dict] | None:
     """Every file of project ``name`` from the index's JSON simple API (PEP 691 and 700, what
-    uv reads for --exclude-newer); None when the index cannot be asked."""
+    uv reads for --exclude-newer); [] when the index has no such project; None when the index
+    cannot be asked."""
     request = urllib.request.Request(f"{index}/{name}/",
                                      headers={"Accept": "application/vnd.pypi.simple.v1+json"})
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.load(response).get("files", [])
+    except urllib.error.HTTPError as err:
+        return [] if err.code == 404 else None
     except (OSError, ValueError):
         return None
 

@@ -32,13 +32,31 @@ RUN curl -fsSL "https://micro.mamba.pm/api/micromamba/linux-64/${MICROMAMBA_VERS
  && /opt/env/bin/python -c 'import sys; v = "%d.%d.%d" % sys.version_info[:3]; assert (v + ".").startswith("3.7."), "env gives Python " + v'
 
 # == stage: jwst ==
-# Exactly the locked, hash-checked environment (build.py lock): no resolver runs here.
+# Exactly the locked, hash-checked environment (build.py lock): no resolver runs here. uv
+# installs it from the host's verified wheels (build.py fetch), with no index and no network;
+# uv itself comes from its wheel, checked by its sha256, and stays in this build stage. The
+# wheels, too, are a layer of this stage only: the image copies the environment alone. uv's
+# uv_cache.json (its install time) is dropped with its RECORD line, and the bytecode is written
+# by a fixed set of compileall runs in name order (PYTHONHASHSEED=0): the same lock gives
+# the same bytes.
 # jwst from git: the locked commit, by itself and without dependencies (pip cannot hash it).
 COPY requirements.lock /opt/niriss-pipe/requirements.lock
+COPY wheels/ /tmp/niriss-pipe-wheels/
+COPY overlaps.py /tmp/niriss-pipe-overlaps.py
+# uv installs into Python 3.8 and newer; this one is older: pip, from the same verified wheels.
 RUN /opt/env/bin/python -m pip install --no-cache-dir --disable-pip-version-check \
+      --no-index --find-links /tmp/niriss-pipe-wheels --only-binary :all: \
       --require-hashes --no-deps -r /opt/niriss-pipe/requirements.lock \
+ && cd "$(/opt/env/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" \
+ && for record in *.dist-info/RECORD; do \
+      rm -f "${record%RECORD}uv_cache.json"; sed -i '/[.]dist-info[/]uv_cache[.]json,/d' "$record"; \
+    done \
+ && /opt/env/bin/python /tmp/niriss-pipe-overlaps.py /tmp/niriss-pipe-wheels \
  && /opt/env/bin/python -m pip install --no-cache-dir --disable-pip-version-check \
       --no-deps 'jwst @ git+https://github.com/spacetelescope/jwst@0.14.2' \
+ && find . -mindepth 1 -maxdepth 1 -print0 | LC_ALL=C sort -z \
+  | PYTHONHASHSEED=0 xargs -0 -P 2 -n 16 /opt/env/bin/python -m compileall -q \
+ && cd / \
  && /opt/env/bin/python -m pip check \
  && /opt/env/bin/python -c 'import jwst, crds; print("jwst", jwst.__version__, "crds", crds.__version__)'
 

@@ -102,7 +102,12 @@ def test_tampered_lock_fails_the_build_with_no_tag(engine, tmp_path, default_bui
     try:
         proc = cli("build", str(path), check=False)
         message = " ".join(proc.stderr.split())
-        assert proc.returncode == 1 and "DO NOT MATCH THE HASHES" in message.upper(), message
+        # The host checks every file against the lock before the build: the index (the real
+        # PyPI) lists no numpy file with those hashes, so nothing is downloaded or built.
+        assert proc.returncode == 2, message
+        assert re.search(r"the index lists no file of numpy==\S+ for this image with a hash "
+                         r"the lock names .*the lock was edited", message), message
+        assert "building" not in proc.stdout
         assert [t for i in engine.client.images.list("niriss-pipe-tampered") for t in i.tags] == []
     finally:
         remove_repository("niriss-pipe-tampered")

@@ -43,7 +43,7 @@ class RecordingEngine:
     def repo_digest(self, ref):
         return "sha256:base"
 
-    def build(self, context, buildargs, no_cache=False):
+    def build(self, context, buildargs, no_cache=False, offline=False):
         self.calls.append(("build", sorted(buildargs)))
         return BuildOutcome("sha256:new", {"environment": "sha256:" + "e" * 64})
 
@@ -67,6 +67,12 @@ def config_only_normalize(monkeypatch, tmp_path):
     monkeypatch.setenv("NIRISS_PIPE_LAYER_MAP", str(tmp_path / "layers.json"))
     monkeypatch.setenv("NIRISS_PIPE_RECORDS", str(tmp_path / "records"))
     monkeypatch.setattr(builder, "normalize_config_only", lambda engine, built, epoch, m: built)
+
+
+@pytest.fixture(autouse=True)
+def no_wheels(monkeypatch):
+    """The wheel folder is build/wheels.py's (tests/unit/build/test_wheels.py): not read here."""
+    monkeypatch.setattr(builder, "context_wheels", lambda *args: {})
 
 
 @pytest.fixture

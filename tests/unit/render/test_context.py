@@ -34,3 +34,23 @@ def test_content_identity_follows_every_input(tmp_path):
     assert content_tag(make_context("FROM x\n", LOCK, pem), "sha256:1") != base_tag  # a CA bundle
     assert content_tag(make_context("FROM x\n", b"other"), "sha256:1") != base_tag  # a lock
     assert base_tag.startswith("content-") and len(base_tag) == len("content-") + 16
+
+
+def test_wheels_ride_in_the_context_by_their_hash(tmp_path):
+    """Verified wheels go under wheels/ (what the environment stage copies); the content tag
+    follows each wheel's sha256, and the same files give the same tar."""
+    from niriss_pipe.core import grammar
+    from niriss_pipe.render import dockerfile
+    from niriss_pipe.render.context import DiskFile
+
+    assert grammar.wheel_filename(dockerfile.UV_WHEEL)["name"] == "uv"
+    assert grammar.full(grammar.SHA256_HEX, dockerfile.UV_SHA256)
+    wheel = tmp_path / "a-1-py3-none-any.whl"
+    wheel.write_bytes(b"zip")
+    one = make_context("FROM x\n", LOCK, wheels={wheel.name: DiskFile(wheel, "1" * 64, "sha256")})
+    other = make_context("FROM x\n", LOCK, wheels={wheel.name: DiskFile(wheel, "2" * 64,
+                                                                        "sha256")})
+    with tarfile.open(fileobj=io.BytesIO(one.tar())) as tar:
+        assert tar.extractfile("wheels/a-1-py3-none-any.whl").read() == b"zip"
+    assert content_tag(one, "sha256:1") != content_tag(other, "sha256:1")
+    assert content_tag(one, "sha256:1") != content_tag(make_context("FROM x\n", LOCK), "sha256:1")

@@ -34,6 +34,21 @@ def test_golden(name, kwargs):
     assert text == golden.read_text()
 
 
+def test_golden_from_the_index():
+    """A lock with source releases (jwst 1.12.5's era) is installed by pip from the index,
+    hash-checked, in the build: no wheel folder, no uv; the stages stay the same."""
+    golden = GOLDEN / "jwst_1166-index.Dockerfile"
+    text = render.render(spec("jwst_1166"), wheelhouse=False)
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.write_text(text)
+    assert text == golden.read_text()
+    assert "--no-index" not in text and "uv pip install" not in text and "wheels/" not in text
+    assert "pip install --no-cache-dir --disable-pip-version-check \\\n      --require-hashes" \
+        in text
+    assert [name for name, _ in render.stages(text)] == STAGE_ORDER
+    assert render.writer_context(spec("jwst_1166"), wheelhouse=False)["wheelhouse"] is False
+
+
 def test_golden_bake():
     """A baked image adds one COPY of the cache after every environment layer."""
     baked = dataclasses.replace(spec(), references="bake")

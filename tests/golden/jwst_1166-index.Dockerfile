@@ -1,0 +1,98 @@
+# Rendered by niriss-pipe 0.1.0 from jwst_1166.yaml: do not edit, edit the spec.
+# Image: niriss-pipe:jwst_1166 (jwst_1166-jwst1.12.5-py3.11)
+# Stages run from least to most often changed, so a new pmap reuses every environment layer.
+# Classic builder compatible (Docker Engine 20.10, no BuildKit features).
+
+# == stage: base ==
+FROM niriss-pipe-base:bookworm-minbase-27f28161 AS system
+SHELL ["/bin/sh", "-eu", "-c"]
+ENV LANG=C.UTF-8 LC_ALL=C.UTF-8 DEBIAN_FRONTEND=noninteractive
+
+# == stage: os-packages ==
+# apt's lists, caches and logs (times, host details) are not part of the image.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates g++ gcc python3 python3-dev python3-venv \
+ && apt-get clean \
+ && rm -rf /var/lib/apt/lists/* /var/log/apt/*.log /var/log/dpkg.log /var/log/alternatives.log \
+      /var/cache/ldconfig/aux-cache /var/cache/debconf/*-old /var/lib/dpkg/*-old
+
+# == stage: python-env ==
+# The Python environment is made in a build stage of its own: only /opt/env leaves it,
+# so nothing of the build host (its proxy settings, a CA bundle) reaches the image.
+FROM system AS environment
+# Bytecode written with SOURCE_DATE_EPOCH set is hash-checked (PEP 552), not stamped with
+# the install time.
+ARG SOURCE_DATE_EPOCH
+RUN python3 -m venv /opt/env \
+ && /opt/env/bin/python -c 'import sys; v = "%d.%d" % sys.version_info[:2]; assert v == "3.11", "base gives Python " + v + ", spec wants 3.11"'
+
+# == stage: jwst ==
+# Exactly the locked, hash-checked environment (build.py lock): no resolver runs here. The lock
+# holds source releases (sdists) that have no wheel for this image: pip installs it from the
+# index in the build, building those with their build requirements.
+COPY requirements.lock /opt/niriss-pipe/requirements.lock
+RUN /opt/env/bin/python -m pip install --no-cache-dir --disable-pip-version-check \
+      --require-hashes --no-deps -r /opt/niriss-pipe/requirements.lock \
+ && /opt/env/bin/python -m pip check \
+ && /opt/env/bin/python -c 'import jwst, crds; print("jwst", jwst.__version__, "crds", crds.__version__)'
+
+# == stage: image ==
+# The image: the system stage plus the environment and the lock it was installed from, and
+# the runtime; a stage of its own (kept as the cache of the next build), so that a new pmap
+# rebuilds only what follows it.
+FROM system AS runtime
+COPY --from=environment /opt/env /opt/env
+COPY requirements.lock /opt/niriss-pipe/requirements.lock
+
+# == stage: runtime ==
+ARG SOURCE_DATE_EPOCH
+COPY niriss_pipe/ /opt/niriss-pipe/niriss_pipe/
+COPY entrypoint.sh /usr/local/bin/niriss-pipe-entrypoint
+RUN /opt/env/bin/python -c 'import site; open(site.getsitepackages()[0] + "/niriss_pipe_runtime.pth", "w").write("/opt/niriss-pipe\n")' \
+ && chmod 0755 /usr/local/bin/niriss-pipe-entrypoint \
+ && useradd --no-log-init --uid 1000 --user-group --create-home --shell /bin/bash jwst \
+ && mkdir -p /crds /data && chown jwst:jwst /data \
+ && /opt/env/bin/python -m compileall -q /opt/niriss-pipe
+ENV PATH=/opt/env/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    CRDS_PATH=/crds \
+    CRDS_SERVER_URL=https://jwst-serverless-mode.stsci.edu \
+    CRDS_MODE=local \
+    CRDS_READONLY_CACHE=1 \
+    MPLBACKEND=Agg
+USER jwst
+WORKDIR /data
+ENTRYPOINT ["/usr/local/bin/niriss-pipe-entrypoint"]
+CMD ["info"]
+
+FROM runtime
+
+# == stage: context ==
+ENV CRDS_CONTEXT=jwst_1166.pmap \
+    NIRISS_PIPE_CRDS_SCOPE=instrument
+ARG NIRISS_PIPE_CREATED
+ARG NIRISS_PIPE_REVISION
+ARG NIRISS_PIPE_SOURCE
+ARG NIRISS_PIPE_BASE_DIGEST
+ARG NIRISS_PIPE_LOCK_DIGEST
+LABEL \
+      io.niriss-pipe.base.mirror="http://deb.debian.org/debian" \
+      io.niriss-pipe.base.suite="bookworm" \
+      io.niriss-pipe.base.variant="minbase" \
+      io.niriss-pipe.crds.context="jwst_1166.pmap" \
+      io.niriss-pipe.crds.references="mount" \
+      io.niriss-pipe.crds.scope="instrument" \
+      io.niriss-pipe.jwst.version="1.12.5" \
+      io.niriss-pipe.lock.file="locks/jwst_1166.txt" \
+      io.niriss-pipe.python.manager="venv" \
+      io.niriss-pipe.python.version="3.11" \
+      io.niriss-pipe.spec="jwst_1166.yaml" \
+      io.niriss-pipe.tool.version="0.1.0" \
+      org.opencontainers.image.base.name="niriss-pipe-base:bookworm-minbase-27f28161" \
+      org.opencontainers.image.description="JWST calibration pipeline (jwst 1.12.5) for NIRISS, offline with CRDS context jwst_1166.pmap" \
+      org.opencontainers.image.title="niriss-pipe" \
+      org.opencontainers.image.version="jwst_1166-jwst1.12.5-py3.11" \
+      org.opencontainers.image.created="${NIRISS_PIPE_CREATED}" \
+      org.opencontainers.image.revision="${NIRISS_PIPE_REVISION}" \
+      org.opencontainers.image.source="${NIRISS_PIPE_SOURCE}" \
+      org.opencontainers.image.base.digest="${NIRISS_PIPE_BASE_DIGEST}" \
+      io.niriss-pipe.lock.digest="${NIRISS_PIPE_LOCK_DIGEST}"
