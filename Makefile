@@ -18,7 +18,7 @@ help:
 	@echo "make base          make the default spec's Debian base image with debootstrap"
 	@echo "make sync SPEC=f   fill crds_cache/ with the spec's context and NIRISS references"
 	@echo "make cache         what crds_cache/ holds, per instrument and reference type"
-	@echo "make test          the whole test suite (builds real images; needs a Docker Engine)"
+	@echo "make test          the whole test suite: the unit tier (no network), then integration"
 	@echo "make unit          only the tests that need no engine and no network (under a minute)"
 	@echo "make unit-offline  the unit tier in a network namespace with no network"
 	@echo "make lint          ruff, and import-linter: layers import only downward"
@@ -56,8 +56,14 @@ sync: $(VENV)/.installed
 cache: $(VENV)/.installed
 	$(PY) build.py cache $(ARGS)
 
+# Every test: the unit tier first, with no network where a network namespace can be made (root
+# or user namespaces; else as it is), then the integration tier.
 test: $(VENV)/.installed
-	$(PY) -m pytest $(ARGS)
+	@if unshare -n true 2>/dev/null; then \
+	  echo "unit tier, in a network namespace with only loopback"; \
+	  unshare -n sh -c 'ip link set lo up && $(PY) -m pytest tests/unit $(ARGS)'; \
+	else $(PY) -m pytest tests/unit $(ARGS); fi
+	$(PY) -m pytest tests/integration $(ARGS)
 
 unit: $(VENV)/.installed
 	$(PY) -m pytest tests/unit $(ARGS)
