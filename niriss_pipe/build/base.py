@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from niriss_pipe.build.normalize import iso
+from niriss_pipe.core.digest import file_digest
 from niriss_pipe.core.errors import UserError, prog
 from niriss_pipe.engine.client import Engine
 from niriss_pipe.runtime.contract import label
@@ -93,11 +94,7 @@ def make_debootstrap_base(engine: Engine, base: BaseSpec, reference: str | None 
 def _load_base(engine: Engine, archive: Path, layer: Path, base: BaseSpec, epoch: int,
                reference: str) -> str:
     """A docker-archive of the one layer with a fixed config: its id is its content's."""
-    digest = hashlib.sha256()
-    with open(layer, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    diff_id = "sha256:" + digest.hexdigest()
+    diff_id = "sha256:" + file_digest(layer)
     (archive / diff_id[7:]).mkdir()
     layer.rename(archive / diff_id[7:] / "layer.tar")
     made = (f"debuerreotype-init --non-debian {base.suite} {base.mirror}; "

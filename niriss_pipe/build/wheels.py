@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from niriss_pipe.core.digest import file_digest
 from niriss_pipe.core.errors import UserError, opt, prog, shown
 from niriss_pipe.core.progress import Reporter, TransferProgress, human_bytes
 from niriss_pipe.render.dockerfile import UV_SHA256, UV_VERSION
@@ -80,14 +81,6 @@ def _ranked(lock_text: str) -> tuple[list[str], list[str]]:
             target_tags("3.11", "x86_64-manylinux_2_36"))
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def scan(directory: Path, packages: list[Locked]) -> list[WheelFile]:
     """The files of ``directory`` that are wheels of ``packages`` by name, hashed. A name that
     is not one safe wheel file name (a path, a quote, a newline, non-ASCII) is never read."""
@@ -103,7 +96,7 @@ def scan(directory: Path, packages: list[Locked]) -> list[WheelFile]:
         if not entry.is_file(follow_symlinks=False):
             continue
         if any(is_file_of(entry.name, package) for package in packages):
-            found.append(WheelFile(entry.name, sha256_of(Path(entry.path))))
+            found.append(WheelFile(entry.name, file_digest(Path(entry.path))))
     return found
 
 
