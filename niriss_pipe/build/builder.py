@@ -7,6 +7,7 @@ passed, and the content tag last, so "content tag exists" means "done".
 
 from __future__ import annotations
 
+import concurrent.futures
 import time
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from niriss_pipe.build.network import find_ca_bundle, proxy_buildargs
 from niriss_pipe.build.normalize import LayerMap, normalize_config_only, normalize_image
 from niriss_pipe.build.options import BuildOptions, BuildResult
 from niriss_pipe.build.records import write_build_record
-from niriss_pipe.build.selftest import run_selftest
+from niriss_pipe.build.selftest import run_selftest, verdict_line
 from niriss_pipe.build.stamps import build_epoch, label_args
 from niriss_pipe.build.verdicts import Verdicts, environment_key
 from niriss_pipe.build.wheels import SourcesInLock, sources_in
@@ -143,10 +144,8 @@ def build(spec: ImageSpec, engine: Engine, options: BuildOptions) -> BuildResult
         _name_stages(engine, spec, getattr(err, "stage_images", {}))
         raise
     _name_stages(engine, spec, outcome.stage_images)
-    image_id = _normalized(engine, outcome.image_id, int(epoch))
-    output, reused = "", None
-    if options.selftest:
-        output, reused = _selftest(engine, image_id, options)
+    image_id, output, reused = _normalized_and_tested(engine, outcome.image_id, int(epoch),
+                                                      options)
     _apply_tags(engine, image_id, spec.name, [*user_tags(spec), ctag])
     warn_missing_types(engine, image_id, spec, options.cache)
     took = time.monotonic() - started
@@ -211,19 +210,62 @@ def _name_stages(engine: Engine, spec: ImageSpec, stage_images: dict[str, str]) 
             _apply_tags(engine, image_id, spec.name, [f"{stage}-{image_id[7:19]}"])
 
 
-def _normalized(engine: Engine, built: str, epoch: int) -> str:
-    """The built image rewritten bit for bit from its content (build/normalize.py): from its
-    config alone when only its run settings changed, else from a save. The built one is then
-    removed (its stages before the last stay, tagged, as the cache)."""
+def _normalized_and_tested(engine: Engine, built: str, epoch: int, options: BuildOptions
+                           ) -> tuple[str, str, str | None]:
+    """The built image rewritten bit for bit from its content (build/normalize.py), and its
+    self-test's output and reused verdict (``_selftest``). The built one is then removed (its
+    stages before the last stay, tagged, as the cache).
+
+    From its config alone when only its run settings changed; then the self-test follows (its
+    verdict is most likely known). Else from a save, and the self-test runs meanwhile on the
+    built image: the same files and the same run settings, for the rewrite changes only the
+    times and owner names in the layer tars and the build's clock and containers in the config.
+    """
     clock = time.monotonic()
     layer_map = LayerMap()
     image_id = normalize_config_only(engine, built, epoch, layer_map)
-    how = "config only: every layer as rewritten before"
-    if image_id is None:
-        image_id = normalize_image(engine, built, epoch, layer_map)
-        how = "the same inputs give this id on any engine"
-    if image_id != built:
-        engine.remove_untagged(built)
+    if image_id is not None:
+        _report_normalize(engine, clock, image_id, "config only: every layer as rewritten before")
+        _remove_built(engine, built, image_id)
+        if not options.selftest:
+            return image_id, "", None
+        return (image_id, *_selftest(engine, image_id, options))
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="selftest") as pool:
+        test = pool.submit(_timed_selftest, engine, built) if options.selftest else None
+        try:
+            image_id = normalize_image(engine, built, epoch, layer_map)
+        except BaseException:
+            if test:
+                concurrent.futures.wait([test])
+            engine.remove_untagged(built)
+            raise
+        _report_normalize(engine, clock, image_id, "the same inputs give this id on any engine")
+        try:
+            output, took = test.result() if test else ("", 0.0)
+        except EngineError:
+            engine.remove_untagged(image_id)
+            engine.remove_untagged(built)
+            raise
+    _remove_built(engine, built, image_id)
+    if test:
+        engine.reporter.say(f"  {'selftest':<14} {took:6.1f} s  {verdict_line(output)} "
+                            "(beside normalize)")
+        info = engine.image_info(image_id)
+        if info:
+            Verdicts().remember(environment_key(info), image_id, output)
+    return image_id, output, None
+
+
+def _timed_selftest(engine: Engine, image: str) -> tuple[str, float]:
+    clock = time.monotonic()
+    return run_selftest(engine, image, report=False), time.monotonic() - clock
+
+
+def _report_normalize(engine: Engine, clock: float, image_id: str, how: str) -> None:
     engine.reporter.say(f"  {'normalize':<14} {time.monotonic() - clock:6.1f} s  "
                         f"{image_id[7:19]} ({how})")
-    return image_id
+
+
+def _remove_built(engine: Engine, built: str, image_id: str) -> None:
+    if image_id != built:
+        engine.remove_untagged(built)

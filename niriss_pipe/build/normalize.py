@@ -6,8 +6,10 @@ image is saved, every layer tar rewritten (entries kept in their order, modifica
 clamped to SOURCE_DATE_EPOCH, no user or group names, no access or change times) and the config
 rewritten (creation and history times at SOURCE_DATE_EPOCH; no container, container_config,
 docker_version or parent image), and the result loaded: the same inputs give the same image id
-on any engine. A rewritten layer is a pure function of the original layer and the epoch, so its
-digest is remembered and a layer the engine already holds is neither rewritten nor sent again.
+on any engine. All in one pass, with no file of the whole image: the save is read as it streams,
+each layer rewritten into a file of its own, and the load sends each one while the next is
+rewritten. A rewritten layer is a pure function of the original layer and the epoch, so its
+digest is remembered and a layer the engine already holds is not sent again.
 
 When every layer of a built image is one whose rewrite is known, and only its run settings
 changed (a pmap-only change: ENV and LABEL), nothing needs saving: the config is written anew
@@ -22,13 +24,15 @@ import datetime as dt
 import hashlib
 import json
 import os
+import queue
 import re
-import shutil
 import tarfile
 import tempfile
+import threading
 from pathlib import Path
 from typing import BinaryIO
 
+from niriss_pipe.core import tarstream
 from niriss_pipe.core.atomic import write_text
 from niriss_pipe.core.errors import EngineError, UserError
 
@@ -48,14 +52,27 @@ def rewrite_layer(src: BinaryIO, dst: BinaryIO, epoch: int) -> str:
     """Copy a layer tar from ``src`` to ``dst`` with its clock removed; return its
     ``sha256:`` digest (the layer's diff id). Entry order, modes, numeric owners, link
     targets and extended attributes (security.capability...) are kept: they are content."""
-    digest = hashlib.sha256()
+    return rewrite_layer_hashed(src, dst, epoch)[1]
+
+
+def rewrite_layer_hashed(src: BinaryIO, dst: BinaryIO, epoch: int) -> tuple[str, str]:
+    """``rewrite_layer``, and the digest of all that was read (the original's diff id, its
+    padding and end blocks included): a streamed save names its layers by neither."""
+    digest, original = hashlib.sha256(), hashlib.sha256()
 
     class Hashing:  # the digest of exactly what is written
         def write(self, data: bytes) -> int:
             digest.update(data)
             return dst.write(data)
 
-    with tarfile.open(fileobj=src, mode="r|") as tin, \
+    class Hashed:  # the digest of exactly what is read
+        def read(self, size: int = -1) -> bytes:
+            data = src.read(size)
+            original.update(data)
+            return data
+
+    reader = Hashed()
+    with tarfile.open(fileobj=reader, mode="r|") as tin, \
             tarfile.open(fileobj=Hashing(), mode="w|", format=tarfile.PAX_FORMAT) as tout:
         for member in tin:
             member.mtime = min(int(member.mtime), epoch)
@@ -63,7 +80,9 @@ def rewrite_layer(src: BinaryIO, dst: BinaryIO, epoch: int) -> str:
             member.pax_headers = {key: value for key, value in member.pax_headers.items()
                                   if key.startswith("SCHILY.xattr.")}
             tout.addfile(member, tin.extractfile(member) if member.isreg() else None)
-    return "sha256:" + digest.hexdigest()
+    while reader.read(CHUNK):  # what tarfile left unread: the end blocks, the record padding
+        pass
+    return "sha256:" + original.hexdigest(), "sha256:" + digest.hexdigest()
 
 
 def rewrite_config(config: dict, diff_ids: list[str], epoch: int) -> bytes:
@@ -187,29 +206,24 @@ def normalize_config_only(engine, image_id: str, epoch: int,
 
 def normalize_image(engine, image_id: str, epoch: int, layer_map: LayerMap | None = None
                     ) -> str:
-    """Load the rewritten image of ``image_id``; return its id. Layers whose rewrite is known
-    are left out of the archive when the engine already holds them."""
+    """Load the rewritten image of ``image_id``; return its id. The save is rewritten as it
+    streams and the result loaded as it is written (see ``_stream``). Layers whose rewrite is
+    known are left out of the load when the engine already holds them."""
     layer_map = layer_map or LayerMap()
-    with tempfile.TemporaryDirectory(prefix="niriss-pipe-normalize-") as tmp:
-        saved = Path(tmp) / "saved.tar"
-        with open(saved, "wb") as out:
-            for chunk in engine.save_image(image_id, "", CHUNK):
-                out.write(chunk)
-        with tarfile.open(saved) as archive:
-            manifest = json.load(archive.extractfile("manifest.json"))[0]
-            config = json.load(archive.extractfile(manifest["Config"]))
-            originals = config["rootfs"]["diff_ids"]
-            known = [layer_map.get(diff, epoch) for diff in originals]
-            try:
-                return _load(engine, image_id, archive, manifest, config, known, epoch,
-                             layer_map, tmp)
-            except UserError:  # a failed load: the engine's words, as an error paragraph
-                if not any(known):
-                    raise
-                # The engine lacks a layer we did not send (another engine, or removed):
-                # send every layer.
-                return _load(engine, image_id, archive, manifest, config,
-                             [None] * len(known), epoch, layer_map, tmp)
+    shown = engine.image_config(image_id)
+    if shown is None:
+        raise EngineError(f"the image just built ({image_id[7:19]}) is gone from the engine.",
+                          "build again; if it happens again, check that nothing else removes "
+                          "images meanwhile (docker image prune).")
+    originals = list(shown.layers)
+    held = {diff for diff in originals if layer_map.get(diff, epoch)}
+    try:
+        return _stream(engine, image_id, originals, held, epoch, layer_map)
+    except UserError:  # a failed load: the engine's words, as an error paragraph
+        if not held:
+            raise
+        # The engine lacks a layer we did not send (another engine, or removed): send all.
+        return _stream(engine, image_id, originals, set(), epoch, layer_map)
 
 
 def _prove_history(engine, built_id: str, originals: list[str], config_bytes: bytes,
@@ -222,29 +236,105 @@ def _prove_history(engine, built_id: str, originals: list[str], config_bytes: by
         layer_map.put_history(originals, epoch, history)
 
 
-def _load(engine, built_id, archive, manifest, config, known, epoch, layer_map, tmp) -> str:
-    out_dir = Path(tmp) / "normalized"
-    shutil.rmtree(out_dir, ignore_errors=True)
-    out_dir.mkdir()
-    diff_ids, files = [], []
-    for index, (member_name, new) in enumerate(zip(manifest["Layers"], known)):
-        if new is None:
-            part = out_dir / f"layer-{index}.tar"
-            with archive.extractfile(member_name) as src, open(part, "wb") as dst:
-                new = rewrite_layer(src, dst, epoch)
-            layer_map.put(config["rootfs"]["diff_ids"][index], epoch, new)
-            final = out_dir / new.split(":", 1)[1] / "layer.tar"
-            final.parent.mkdir(exist_ok=True)
-            part.rename(final)
-        diff_ids.append(new)
-        files.append(f"{new.split(':', 1)[1]}/layer.tar")
-    config_bytes = rewrite_config(config, diff_ids, epoch)
-    _prove_history(engine, built_id, config["rootfs"]["diff_ids"], config_bytes, diff_ids, epoch,
-                   layer_map)
+def _layer_of(member: tarfile.TarInfo, originals: set[str]) -> bool:
+    """Whether a member of a saved image is a layer: ``<id>/layer.tar`` (the engine's
+    classic layout) or ``blobs/sha256/<diff id>`` (the OCI layout of Docker 25 and later)."""
+    name = member.name
+    return name.endswith("/layer.tar") or (
+        name.startswith("blobs/sha256/") and "sha256:" + name.rsplit("/", 1)[1] in originals)
+
+
+def _config_of(member: tarfile.TarInfo, image_id: str) -> bool:
+    hex_id = image_id.split(":", 1)[1]
+    return member.name in (f"{hex_id}.json", f"blobs/sha256/{hex_id}")
+
+
+class _Abort(Exception):
+    """The rewrite failed: the load in progress is cut off (the engine keeps nothing)."""
+
+
+def _stream(engine, built_id: str, originals: list[str], held: set[str], epoch: int,
+            layer_map: LayerMap) -> str:
+    """Save, rewrite and load in one pass. Each layer is rewritten from the save stream into
+    a file of its own (a tar member's size comes before its data) and handed to the load,
+    which sends it while the next one is rewritten; the config and the manifest go last,
+    when every new diff id is known (the engine reads the manifest once all has arrived)."""
+    ready: queue.Queue = queue.Queue()
+    outcome: dict = {}
+
+    def archive():
+        while (item := ready.get()) is not None:
+            if item is _Abort:
+                raise _Abort()
+            yield from tarstream.member(*item)
+        yield tarstream.END
+
+    def load():
+        try:
+            outcome["id"] = engine.load_stream(archive())
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller below
+            outcome["error"] = exc
+
+    loader = threading.Thread(target=load, name="niriss-pipe-load", daemon=True)
+    with tempfile.TemporaryDirectory(prefix="niriss-pipe-normalize-") as tmp:
+        loader.start()
+        try:
+            config, rewritten = _rewrite_saved(engine, built_id, set(originals), held, epoch,
+                                               layer_map, Path(tmp), ready)
+            missing = [diff for diff in originals if diff not in rewritten]
+            if config is None or missing:
+                raise EngineError(f"the engine's save of {built_id[7:19]} lacks "
+                                  f"{'its config' if config is None else missing[0]}.",
+                                  ENGINE_FIX_SAVE)
+            diff_ids = [rewritten[diff] for diff in originals]
+            config_bytes = rewrite_config(config, diff_ids, epoch)
+            image_id = "sha256:" + hashlib.sha256(config_bytes).hexdigest()
+            ready.put((f"{image_id[7:]}.json", config_bytes))
+            ready.put(("manifest.json", json.dumps(
+                [{"Config": f"{image_id[7:]}.json", "RepoTags": None,
+                  "Layers": [f"{d.split(':', 1)[1]}/layer.tar" for d in diff_ids]}]).encode()))
+            ready.put(None)
+        except BaseException:
+            ready.put(_Abort)
+            loader.join()
+            raise
+        loader.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    _prove_history(engine, built_id, originals, config_bytes, diff_ids, epoch, layer_map)
     layer_map.save()
-    image_id = write_archive(out_dir, config_bytes, files)
-    loaded = engine.load_archive(out_dir)
-    if loaded != image_id:
-        raise EngineError(f"the engine loaded the rewritten image as {loaded}, not {image_id}.",
-                          "report this: the engine changed the config it was given.")
+    if outcome["id"] != image_id:
+        raise EngineError(f"the engine loaded the rewritten image as {outcome['id']}, not "
+                          f"{image_id}.", "report this: the engine changed the config it was "
+                          "given.")
     return image_id
+
+
+ENGINE_FIX_SAVE = "check the engine's log and free disk space, then build again."
+
+
+def _rewrite_saved(engine, built_id: str, originals: set[str], held: set[str], epoch: int,
+                   layer_map: LayerMap, tmp: Path, ready: queue.Queue
+                   ) -> tuple[dict | None, dict[str, str]]:
+    """Read the engine's save of ``built_id`` as it streams: rewrite each layer into ``tmp``
+    and put it on ``ready`` unless the engine holds its rewrite (``held``); return the config
+    and ``{original diff id: rewritten diff id}``. A layer the save holds twice comes as a
+    symlink to the first, and is sent once."""
+    config, rewritten, sent = None, {}, set()
+    saved = tarstream.ChunkReader(engine.save_image(built_id, "", CHUNK))
+    with tarfile.open(fileobj=saved, mode="r|") as archive:
+        for index, member in enumerate(archive):
+            if member.isreg() and _config_of(member, built_id):
+                config = json.load(archive.extractfile(member))
+            elif member.isreg() and _layer_of(member, originals):
+                part = tmp / f"layer-{index}.tar"
+                with archive.extractfile(member) as src, open(part, "wb") as dst:
+                    original, new = rewrite_layer_hashed(src, dst, epoch)
+                rewritten[original] = new
+                layer_map.put(original, epoch, new)
+                if original in held or new in sent:
+                    part.unlink()
+                else:
+                    sent.add(new)
+                    ready.put((f"{new.split(':', 1)[1]}/layer.tar", part))
+    return config, rewritten

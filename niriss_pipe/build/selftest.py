@@ -9,12 +9,19 @@ from niriss_pipe.core.errors import EngineError
 from niriss_pipe.engine.client import Engine
 
 
-def run_selftest(engine: Engine, image: str, *, cleanup_on_failure: bool = False) -> str:
-    """Run the image's baked-in self-test with no network; raise EngineError when it fails."""
+def verdict_line(output: str) -> str:
+    """The self-test's last ``selftest:`` line: its verdict."""
+    return next((line for line in reversed(output.splitlines())
+                 if line.startswith("selftest:")), "selftest: no verdict printed")
+
+
+def run_selftest(engine: Engine, image: str, *, cleanup_on_failure: bool = False,
+                 report: bool = True) -> str:
+    """Run the image's baked-in self-test with no network; raise EngineError when it fails.
+    ``report``: say its time and verdict (not when it runs beside other work)."""
     clock = time.monotonic()
     result = engine.run(image, ["selftest"], network=False)
-    verdict = next((line for line in reversed(result.output.splitlines())
-                    if line.startswith("selftest:")), "selftest: no verdict printed")
+    verdict = verdict_line(result.output)
     if result.exit_code != 0:
         if cleanup_on_failure:
             engine.remove_untagged(image)
@@ -22,5 +29,6 @@ def run_selftest(engine: Engine, image: str, *, cleanup_on_failure: bool = False
         raise EngineError(f"the image's self-test failed (exit {result.exit_code}): {verdict}",
                           "the image was not tagged; run with -v for the whole log.\n"
                           f"  self-test output:\n{tail}")
-    engine.reporter.say(f"  {'selftest':<14} {time.monotonic() - clock:6.1f} s  {verdict}")
+    if report:
+        engine.reporter.say(f"  {'selftest':<14} {time.monotonic() - clock:6.1f} s  {verdict}")
     return result.output

@@ -13,7 +13,7 @@ import functools
 import os
 import tarfile
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from niriss_pipe.core import grammar
@@ -256,6 +256,16 @@ class Engine:
                     out.add(path, arcname=str(path.relative_to(folder)), recursive=False)
             tar.seek(0)
             images = self.client.images.load(tar)
+        if not images:
+            raise EngineError("the engine loaded no image from the archive it was given.",
+                              ENGINE_FIX)
+        return images[0].id
+
+    @_guarded("load an image archive")
+    def load_stream(self, chunks: Iterable[bytes]) -> str:
+        """``docker load`` of a docker-archive sent as it is made (chunked upload: the engine
+        unpacks it as it arrives); return the image id."""
+        images = self.client.images.load(chunks)
         if not images:
             raise EngineError("the engine loaded no image from the archive it was given.",
                               ENGINE_FIX)

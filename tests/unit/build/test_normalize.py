@@ -231,3 +231,164 @@ def test_config_only_loads_the_config_alone_when_every_layer_is_known(tmp_path):
     assert held.loaded == []
     gone = ConfigEngine(shown(RAW, "1586"), load_fails=True)  # a layer was removed meanwhile
     assert normalize_config_only(gone, "sha256:built", EPOCH, again) is None
+
+
+# -- the full path: the save rewritten as it streams, the load sent as it is written ---------------
+def saved_image(layout: str, layers: list[bytes], config: dict) -> tuple[str, bytes]:
+    """An image as the engine's save streams it: the classic layout of Engine 20.10
+    (``<v1 id>/layer.tar``, a layer held twice as a symlink to the first, the manifest after
+    the layers) or the OCI layout of Engine 25 and later (``blobs/sha256/<digest>``)."""
+    config_bytes = json.dumps(config).encode()
+    image_hex = hashlib.sha256(config_bytes).hexdigest()
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        def put(name, data=b"", link=None):
+            info = tarfile.TarInfo(name)
+            if link:
+                info.type, info.linkname = tarfile.SYMTYPE, link
+            else:
+                info.size = len(data)
+            tar.addfile(info, io.BytesIO(data) if not link else None)
+
+        names, first = [], {}
+        for index, data in enumerate(layers):
+            digest = hashlib.sha256(data).hexdigest()
+            if layout == "oci":
+                name = f"blobs/sha256/{digest}"
+                if digest not in first:
+                    put(name, data)
+            else:
+                name = f"{index:064x}/layer.tar"
+                put(f"{index:064x}/json", b"{}")
+                if digest in first:
+                    put(name, link=f"../{first[digest].split('/')[0]}/layer.tar")
+                else:
+                    put(name, data)
+            first.setdefault(digest, name)
+            names.append(name)
+        config_name = f"blobs/sha256/{image_hex}" if layout == "oci" else f"{image_hex}.json"
+        put(config_name, config_bytes)
+        put("manifest.json", json.dumps([{"Config": config_name, "Layers": names}]).encode())
+    return "sha256:" + image_hex, out.getvalue()
+
+
+class StreamEngine:
+    """The engine calls of the full path: inspect, save (in small chunks), load from a
+    stream (read through like the engine does; a layer it was not sent must be one it holds)."""
+
+    def __init__(self, layout, layers, config, held=(), refuse=False, save_breaks=False):
+        from niriss_pipe.engine.values import ImageConfig
+
+        self.built, self.data = saved_image(layout, layers, config)
+        self.view = ImageConfig(id=self.built, layers=tuple(config["rootfs"]["diff_ids"]),
+                                config=config["config"], architecture="amd64", os="linux",
+                                history=tuple((e.get("created_by", ""), e.get("comment", ""))
+                                              for e in config["history"]))
+        self.held, self.refuse, self.save_breaks = set(held), refuse, save_breaks
+        self.loads, self.aborted = [], False
+
+    def image_config(self, image_id):
+        return self.view if image_id == self.built else None
+
+    def save_image(self, image_id, named, chunk_size):
+        from niriss_pipe.core.errors import EngineError
+
+        for start in range(0, len(self.data), 1000):
+            if self.save_breaks and start > len(self.data) // 2:
+                raise EngineError("lost the connection to the Docker Engine while saving.", "")
+            yield self.data[start:start + 1000]
+
+    def load_stream(self, chunks):
+        from niriss_pipe.core.errors import UserError
+        from niriss_pipe.core.tarstream import ChunkReader
+
+        files = {}
+        try:
+            with tarfile.open(fileobj=ChunkReader(chunks), mode="r|") as tar:
+                for member in tar:
+                    files[member.name] = tar.extractfile(member).read()
+        except Exception:
+            self.aborted = True
+            raise
+        self.loads.append(files)
+        manifest = json.loads(files["manifest.json"])[0]
+        for name in manifest["Layers"]:
+            if name in files:
+                digest = "sha256:" + hashlib.sha256(files[name]).hexdigest()
+                assert name == f"{digest[7:]}/layer.tar"
+                self.held.add(digest)
+        if self.refuse or any(name not in files and "sha256:" + name.split("/")[0] not in
+                              self.held for name in manifest["Layers"]):
+            raise UserError("open /var/lib/docker/tmp/x/layer.tar: no such file", "")
+        return "sha256:" + hashlib.sha256(files[manifest["Config"]]).hexdigest()
+
+
+def stream_config(layers):
+    return {**RAW, "rootfs": {"type": "layers", "diff_ids": [
+        "sha256:" + hashlib.sha256(data).hexdigest() for data in layers]},
+        "history": RAW["history"][:1] + [{**RAW["history"][1], "created_by": f"RUN {i}"}
+                                         for i in range(len(layers) - 1)] + RAW["history"][2:]}
+
+
+# Two layers (the second from before the epoch: other content), the third the first again:
+# the save holds it once. The digests are of whole tars, with tarfile's record padding.
+LAYERS = [layer(EPOCH + 10), layer(EPOCH - 100, owner="builder"), layer(EPOCH + 10)]
+
+
+@pytest.mark.parametrize("layout", ["classic", "oci"])
+def test_the_streamed_rewrite_is_the_rewrite_of_each_layer(tmp_path, monkeypatch, layout):
+    from niriss_pipe.build.normalize import normalize_image
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    import tempfile
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    config = stream_config(LAYERS)
+    engine = StreamEngine(layout, LAYERS, config)
+    layer_map = LayerMap(tmp_path / "layers.json")
+    new = [rewritten(data)[1] for data in LAYERS]
+    expected = "sha256:" + hashlib.sha256(rewrite_config(config, new, EPOCH)).hexdigest()
+    assert normalize_image(engine, engine.built, EPOCH, layer_map) == expected
+    sent = engine.loads[0]
+    assert sorted(sent) == sorted({f"{d[7:]}/layer.tar" for d in new} |
+                                  {f"{expected[7:]}.json", "manifest.json"})  # one copy each
+    assert all(layer_map.get(old, EPOCH) == d
+               for old, d in zip(config["rootfs"]["diff_ids"], new))
+    assert list((tmp_path / "tmp").iterdir()) == []  # no file of the image is left behind
+    # Again with the rewrites known and held by the engine: only the config and manifest go.
+    assert normalize_image(engine, engine.built, EPOCH, layer_map) == expected
+    assert sorted(engine.loads[1]) == [f"{expected[7:]}.json", "manifest.json"]
+
+
+def test_a_held_layer_the_engine_lost_is_sent_on_a_second_try(tmp_path):
+    from niriss_pipe.build.normalize import normalize_image
+
+    config = stream_config(LAYERS)
+    layer_map = LayerMap(tmp_path / "layers.json")
+
+    for old, data in zip(config["rootfs"]["diff_ids"], LAYERS):
+        layer_map.put(old, EPOCH, rewritten(data)[1])  # known, but this engine holds none
+    engine = StreamEngine("classic", LAYERS, config)
+    image_id = normalize_image(engine, engine.built, EPOCH, layer_map)
+    assert len(engine.loads) == 2 and len(engine.loads[1]) == 4  # 2 layers, config, manifest
+    assert image_id == "sha256:" + hashlib.sha256(engine.loads[1][f"{image_id[7:]}.json"]
+                                                  ).hexdigest()
+
+
+def test_a_save_that_breaks_cuts_the_load_off_and_says_why(tmp_path):
+    from niriss_pipe.build.normalize import normalize_image
+    from niriss_pipe.core.errors import EngineError
+
+    engine = StreamEngine("classic", LAYERS, stream_config(LAYERS), save_breaks=True)
+    with pytest.raises(EngineError, match="lost the connection"):
+        normalize_image(engine, engine.built, EPOCH, LayerMap(tmp_path / "layers.json"))
+    assert engine.aborted and engine.loads == []  # the engine got a broken archive: no image
+
+
+def test_a_refused_load_is_the_engine_s_words(tmp_path):
+    from niriss_pipe.build.normalize import normalize_image
+    from niriss_pipe.core.errors import UserError
+
+    engine = StreamEngine("oci", LAYERS, stream_config(LAYERS), refuse=True)
+    with pytest.raises(UserError, match="no such file"):
+        normalize_image(engine, engine.built, EPOCH, LayerMap(tmp_path / "layers.json"))
