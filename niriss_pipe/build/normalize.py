@@ -29,12 +29,13 @@ import re
 import tarfile
 import tempfile
 import threading
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from niriss_pipe.core import tarstream
 from niriss_pipe.core.atomic import write_text
 from niriss_pipe.core.errors import EngineError, UserError
+from niriss_pipe.runtime import contract
 
 CHUNK = 1 << 20
 MAP_ENV = "NIRISS_PIPE_LAYER_MAP"  # where rewritten layers' digests are remembered
@@ -42,22 +43,37 @@ MAP_ENV = "NIRISS_PIPE_LAYER_MAP"  # where rewritten layers' digests are remembe
 # under the Dockerfile's SHELL (``/bin/sh -eu -c #(nop)  ENV ...``).
 METADATA = re.compile(r"\S+(?: -\S+)* -c #\(nop\) +(?!COPY |ADD )[A-Z]+ ")
 DROPPED = ("container", "container_config", "docker_version")
+BUILD = contract.BUILD_DIR.strip("/")  # "tmp/niriss-pipe-build", as layer tars name it
+BUILD_PARENTS = {str(parent) for parent in PurePosixPath(BUILD).parents if str(parent) != "."}
+BUILD_WHITEOUT = str(PurePosixPath(BUILD).parent / (".wh." + PurePosixPath(BUILD).name))
+REWRITE = 2  # the rewrite's version, in the layer map's keys: 2 leaves the build folder out
 
 
 def iso(epoch: int) -> str:
     return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-def rewrite_layer(src: BinaryIO, dst: BinaryIO, epoch: int) -> str:
+def rewrite_layer(src: BinaryIO, dst: BinaryIO, epoch: int) -> str | None:
     """Copy a layer tar from ``src`` to ``dst`` with its clock removed; return its
-    ``sha256:`` digest (the layer's diff id). Entry order, modes, numeric owners, link
-    targets and extended attributes (security.capability...) are kept: they are content."""
+    ``sha256:`` digest (the layer's diff id), or None for a build-only layer (see
+    ``rewrite_layer_hashed``). Entry order, modes, numeric owners, link targets and extended
+    attributes (security.capability...) are kept: they are content."""
     return rewrite_layer_hashed(src, dst, epoch)[1]
 
 
-def rewrite_layer_hashed(src: BinaryIO, dst: BinaryIO, epoch: int) -> tuple[str, str]:
+def _build_only(name: str) -> bool:
+    """Whether a layer entry is the build folder, in it, or the whiteout that removes it."""
+    name = name.removeprefix("./").rstrip("/")
+    return name == BUILD or name.startswith(BUILD + "/") or name == BUILD_WHITEOUT
+
+
+def rewrite_layer_hashed(src: BinaryIO, dst: BinaryIO, epoch: int) -> tuple[str, str | None]:
     """``rewrite_layer``, and the digest of all that was read (the original's diff id, its
-    padding and end blocks included): a streamed save names its layers by neither."""
+    padding and end blocks included): a streamed save names its layers by neither.
+
+    The build folder (contract.BUILD_DIR: wheels, uv, a CA bundle) and its whiteout are left
+    out of every layer; a layer that held nothing else (but the folders above it) is a
+    build-only layer: None, and nothing of ``dst`` is to be used."""
     digest, original = hashlib.sha256(), hashlib.sha256()
 
     class Hashing:  # the digest of exactly what is written
@@ -71,10 +87,14 @@ def rewrite_layer_hashed(src: BinaryIO, dst: BinaryIO, epoch: int) -> tuple[str,
             original.update(data)
             return data
 
-    reader = Hashed()
+    reader, left_out, kept = Hashed(), 0, False
     with tarfile.open(fileobj=reader, mode="r|") as tin, \
             tarfile.open(fileobj=Hashing(), mode="w|", format=tarfile.PAX_FORMAT) as tout:
         for member in tin:
+            if _build_only(member.name):
+                left_out += 1
+                continue
+            kept = kept or not (member.isdir() and member.name.rstrip("/") in BUILD_PARENTS)
             member.mtime = min(int(member.mtime), epoch)
             member.uname = member.gname = ""
             member.pax_headers = {key: value for key, value in member.pax_headers.items()
@@ -82,16 +102,25 @@ def rewrite_layer_hashed(src: BinaryIO, dst: BinaryIO, epoch: int) -> tuple[str,
             tout.addfile(member, tin.extractfile(member) if member.isreg() else None)
     while reader.read(CHUNK):  # what tarfile left unread: the end blocks, the record padding
         pass
-    return "sha256:" + original.hexdigest(), "sha256:" + digest.hexdigest()
+    new = None if left_out and not kept else "sha256:" + digest.hexdigest()
+    return "sha256:" + original.hexdigest(), new
 
 
-def rewrite_config(config: dict, diff_ids: list[str], epoch: int) -> bytes:
+def rewrite_config(config: dict, layers: list[str | None], epoch: int) -> bytes:
     """The image config with the build's clock and containers removed, canonical JSON: its
-    sha256 is the image id."""
+    sha256 is the image id. ``layers``: the rewritten diff id of each layer of ``config``
+    (None or "": a build-only layer, left out; its history entry then makes no layer)."""
     clean = {key: value for key, value in config.items() if key not in DROPPED}
     clean["created"] = iso(epoch)
-    clean["rootfs"] = {"type": "layers", "diff_ids": diff_ids}
-    clean["history"] = [{**entry, "created": iso(epoch)} for entry in config.get("history", [])]
+    clean["rootfs"] = {"type": "layers", "diff_ids": [layer for layer in layers if layer]}
+    made = iter(layers)
+    history = []
+    for entry in config.get("history", []):
+        entry = {**entry, "created": iso(epoch)}
+        if not entry.get("empty_layer") and not next(made, "kept"):
+            entry["empty_layer"] = True
+        history.append(entry)
+    clean["history"] = history
     run = dict(clean.get("config") or {})
     run.pop("Image", None)  # the builder's parent image id: an intermediate, never the same
     run["Hostname"] = ""
@@ -131,14 +160,15 @@ class LayerMap:
         self.histories: dict[str, list] = _json_dict(self.histories_path)
 
     def get(self, diff_id: str, epoch: int) -> str | None:
-        return self.entries.get(f"{diff_id}@{epoch}")
+        """The rewritten diff id; "" for a build-only layer (left out); None: not known."""
+        return self.entries.get(f"{diff_id}@{epoch}/{REWRITE}")
 
-    def put(self, diff_id: str, epoch: int, new: str) -> None:
-        self.entries[f"{diff_id}@{epoch}"] = new
+    def put(self, diff_id: str, epoch: int, new: str | None) -> None:
+        self.entries[f"{diff_id}@{epoch}/{REWRITE}"] = new or ""
 
     @staticmethod
     def chain(diff_ids, epoch: int) -> str:
-        return hashlib.sha256(json.dumps([list(diff_ids), epoch]).encode()).hexdigest()
+        return hashlib.sha256(json.dumps([list(diff_ids), epoch, REWRITE]).encode()).hexdigest()
 
     def history(self, diff_ids, epoch: int) -> list | None:
         """The rewritten history last seen on these original layers, when it was proven."""
@@ -184,10 +214,11 @@ def normalize_config_only(engine, image_id: str, epoch: int,
     shown = engine.image_config(image_id)
     if shown is None:
         return None
-    diff_ids = [layer_map.get(diff, epoch) for diff in shown.layers]
+    layers = [layer_map.get(diff, epoch) for diff in shown.layers]
     history = layer_map.history(shown.layers, epoch)
-    if None in diff_ids or history is None:
+    if None in layers or history is None:
         return None
+    diff_ids = [layer for layer in layers if layer]  # build-only layers left out
     config_bytes = config_from_engine(shown, history, diff_ids, epoch)
     if config_bytes is None:
         return None
@@ -216,7 +247,7 @@ def normalize_image(engine, image_id: str, epoch: int, layer_map: LayerMap | Non
                           "build again; if it happens again, check that nothing else removes "
                           "images meanwhile (docker image prune).")
     originals = list(shown.layers)
-    held = {diff for diff in originals if layer_map.get(diff, epoch)}
+    held = {diff for diff in originals if layer_map.get(diff, epoch) is not None}
     try:
         return _stream(engine, image_id, originals, held, epoch, layer_map)
     except UserError:  # a failed load: the engine's words, as an error paragraph
@@ -286,8 +317,9 @@ def _stream(engine, built_id: str, originals: list[str], held: set[str], epoch: 
                 raise EngineError(f"the engine's save of {built_id[7:19]} lacks "
                                   f"{'its config' if config is None else missing[0]}.",
                                   ENGINE_FIX_SAVE)
-            diff_ids = [rewritten[diff] for diff in originals]
-            config_bytes = rewrite_config(config, diff_ids, epoch)
+            layers = [rewritten[diff] for diff in originals]
+            diff_ids = [layer for layer in layers if layer]  # build-only layers left out
+            config_bytes = rewrite_config(config, layers, epoch)
             image_id = "sha256:" + hashlib.sha256(config_bytes).hexdigest()
             ready.put((f"{image_id[7:]}.json", config_bytes))
             ready.put(("manifest.json", json.dumps(
@@ -332,7 +364,7 @@ def _rewrite_saved(engine, built_id: str, originals: set[str], held: set[str], e
                     original, new = rewrite_layer_hashed(src, dst, epoch)
                 rewritten[original] = new
                 layer_map.put(original, epoch, new)
-                if original in held or new in sent:
+                if new is None or original in held or new in sent:
                     part.unlink()
                 else:
                     sent.add(new)

@@ -14,7 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from niriss_pipe.render.dockerfile import CA_BUNDLE_NAME, LOCK_NAME, OVERLAPS_NAME, WHEELS_NAME
+from niriss_pipe.render.dockerfile import (
+    BUILD_ENV_NAME,
+    BUILD_ONLY_NAME,
+    CA_BUNDLE_NAME,
+    LOCK_NAME,
+    OVERLAPS_NAME,
+    WHEELS_NAME,
+    build_env,
+)
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # niriss_pipe/
 
@@ -85,18 +93,21 @@ def make_context(dockerfile: str, lock: bytes, ca_bundle: Path | None = None,
                  crds_files: dict[str, bytes] | None = None,
                  crds_disk: dict[str, DiskFile] | None = None,
                  wheels: dict[str, DiskFile] | None = None) -> BuildContext:
-    """Collect the lock, the runtime package, the entrypoint, when asked a CA bundle, the
-    verified wheels the lock names (under ``wheels/``; ``{file name: file}``), and for baked
-    images the CRDS cache files (under ``crds/``)."""
+    """Collect the lock, the runtime package, the entrypoint, and what only the build needs
+    (under ``build-only/``: the build steps' settings, when asked a CA bundle, the verified
+    wheels the lock names, ``{file name: file}``); for baked images the CRDS cache files
+    (under ``crds/``)."""
     files = {"niriss_pipe/__init__.py": (PACKAGE_DIR / "__init__.py").read_bytes()}
     for name in runtime_files():
         files[f"niriss_pipe/runtime/{name}"] = (PACKAGE_DIR / "runtime" / name).read_bytes()
     files["entrypoint.sh"] = (PACKAGE_DIR / "runtime" / "entrypoint.sh").read_bytes()
     files[LOCK_NAME] = lock
-    files[OVERLAPS_NAME] = (PACKAGE_DIR / "templates" / "overlaps.py").read_bytes()
+    only = BUILD_ONLY_NAME
+    files[f"{only}/{OVERLAPS_NAME}"] = (PACKAGE_DIR / "templates" / "overlaps.py").read_bytes()
+    files[f"{only}/{BUILD_ENV_NAME}"] = build_env(ca_bundle is not None)
     if ca_bundle is not None:
-        files[CA_BUNDLE_NAME] = ca_bundle.read_bytes()
+        files[f"{only}/{CA_BUNDLE_NAME}"] = ca_bundle.read_bytes()
     files.update(crds_files or {})
-    disk = {f"{WHEELS_NAME}/{name}": item for name, item in (wheels or {}).items()}
+    disk = {f"{only}/{WHEELS_NAME}/{name}": item for name, item in (wheels or {}).items()}
     disk.update(crds_disk or {})
     return BuildContext(dockerfile=dockerfile, files=files, disk=disk)

@@ -21,23 +21,40 @@ from niriss_pipe.spec.model import ImageSpec
 
 TEMPLATE = "Dockerfile.j2"  # niriss_pipe/templates/ (the top-level Dockerfile.j2 links to it)
 MICROMAMBA_VERSION = "2.0.5-0"
-CA_BUNDLE_NAME = "ca-bundle.crt"  # names in the build context
-LOCK_NAME = "requirements.lock"
-WHEELS_NAME = "wheels"  # the verified wheels the lock names (build/wheels.py), in the context
-# uv installs the lock in the environment stage: this wheel from PyPI, by its sha256; it is
-# unpacked to UV_IN_BUILD there and never reaches the image.
+LOCK_NAME = "requirements.lock"  # names in the build context
+# What only the build needs, one folder of the context and one layer of the build, under
+# contract.BUILD_DIR in the build and never in the image (build/normalize.py drops that layer).
+BUILD_ONLY_NAME = "build-only"
+CA_BUNDLE_NAME = "ca-bundle.crt"  # in it: the build host's CA bundle, when one is needed
+BUILD_ENV_NAME = "build.env"  # ... the build steps' settings, sourced by each RUN
+OVERLAPS_NAME = "overlaps.py"  # ... templates/overlaps.py: files two wheels install, made stable
+WHEELS_NAME = "wheels"  # ... the verified wheels the lock names (build/wheels.py)
+# uv installs the lock: this wheel from PyPI, by its sha256, unpacked in the build folder.
 UV_VERSION = "0.13.9"
 UV_WHEEL = "uv-0.13.9-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
 UV_SHA256 = "d7f459fe4fd247d830351c75686d3996ace3c6f3f728eb0e85a30b7ada0cef19"
-WHEELS_IN_BUILD = "/tmp/niriss-pipe-wheels"  # in the environment build stage only
-UV_IN_BUILD = "/tmp/niriss-pipe-uv"
-OVERLAPS_NAME = "overlaps.py"  # templates/overlaps.py: files two wheels install, made stable
-OVERLAPS_IN_BUILD = "/tmp/niriss-pipe-overlaps.py"
-CA_IN_IMAGE = "/etc/niriss-pipe/build-ca.crt"  # in the environment build stage only
 # Every client a build step runs reads its CA bundle from one of these (pip, requests, OpenSSL,
 # curl, git, micromamba).
 CA_ENV_IN_BUILD = ("PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE",
                    "GIT_SSL_CAINFO", "MAMBA_SSL_VERIFY")
+# The test image's own build stage (render/testimage.py) keeps its CA bundle here.
+CA_IN_IMAGE = "/etc/niriss-pipe/build-ca.crt"
+
+
+def in_build(name: str) -> str:
+    """Where a file of the build-only folder is during the build."""
+    return f"{contract.BUILD_DIR}/{name}"
+
+
+def build_env(ca_bundle: bool) -> bytes:
+    """``build.env``: what every build step sources (``set -a``), so that no ARG or ENV, and so
+    no line of the image's history, names the build host's CA bundle; HOME in the build folder,
+    so that nothing a tool keeps in it reaches the image."""
+    lines = [f"HOME={in_build('home')}"]
+    if ca_bundle:
+        lines += [f"{var}={in_build(CA_BUNDLE_NAME)}" for var in CA_ENV_IN_BUILD]
+    return ("# niriss-pipe: the build steps' settings, never in the image\n"
+            + "".join(line + "\n" for line in lines)).encode()
 
 
 def uv_installs_into(python_version: str) -> bool:
@@ -73,15 +90,16 @@ def writer_context(spec: ImageSpec, *, imap: str | None = None, ca_bundle: bool 
         "micromamba_version": MICROMAMBA_VERSION,
         "env_prefix": contract.ENV_PREFIX,
         "runtime_prefix": contract.RUNTIME_PREFIX,
-        "ca_in_image": CA_IN_IMAGE,
-        "ca_env": CA_ENV_IN_BUILD,
         "lock_file": LOCK_NAME,
+        "build_only": BUILD_ONLY_NAME,
+        "build_dir": contract.BUILD_DIR,
+        "build_env": in_build(BUILD_ENV_NAME),
         "wheelhouse": wheelhouse,
-        "wheels": {"context": WHEELS_NAME, "in_build": WHEELS_IN_BUILD},
+        "wheels": in_build(WHEELS_NAME),
+        "overlaps": in_build(OVERLAPS_NAME),
         "uv_python": uv_installs_into(spec.python_version),
-        "overlaps": {"context": OVERLAPS_NAME, "in_build": OVERLAPS_IN_BUILD},
         "uv": {"version": UV_VERSION, "wheel": UV_WHEEL, "sha256": UV_SHA256,
-               "in_build": UV_IN_BUILD},
+               "path": in_build(f"uv-{UV_VERSION}.data/scripts/uv")},
         "lock_in_image": contract.LOCK_IN_IMAGE,
         "jwst_git": git_requirement(spec, commit),
         "crds_path": contract.CRDS_PATH,

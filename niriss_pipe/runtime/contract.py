@@ -25,6 +25,9 @@ TEST_RUNTIME = RUNTIME_PREFIX + "/test-runtime"  # this tool's runner, ahead of 
 ENTRYPOINT_NAME = "niriss-pipe-entrypoint"  # on PATH: runtimes that skip ENTRYPOINT call it
 ENTRYPOINT = "/usr/local/bin/" + ENTRYPOINT_NAME
 IMAGE_USER, IMAGE_UID = "jwst", 1000
+# What only a build needs (wheels, uv, a CA bundle): removed by the build, and its layer left out
+# of the image; no image holds this path.
+BUILD_DIR = "/tmp/niriss-pipe-build"
 
 # -- environment -------------------------------------------------------------------------------
 # Any CRDS_SERVER_URL containing 'serverless' makes the crds client skip every network call.

@@ -16,55 +16,56 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* /var/log/apt/*.log /var/log/dpkg.log /var/log/alternatives.log \
       /var/cache/ldconfig/aux-cache /var/cache/debconf/*-old /var/lib/dpkg/*-old
 
-# == stage: python-env ==
-# The Python environment is made in a build stage of its own: only /opt/env leaves it,
-# so nothing of the build host (its proxy settings, a CA bundle) reaches the image.
+# The Python environment, made in the image's own lineage: copying it out of a stage of its own
+# costs as much again as installing it.
 FROM system AS environment
 # Bytecode written with SOURCE_DATE_EPOCH set is hash-checked (PEP 552), not stamped with
 # the install time.
 ARG SOURCE_DATE_EPOCH
+
+# == stage: python-env ==
 RUN python3 -m venv /opt/env \
  && /opt/env/bin/python -c 'import sys; v = "%d.%d" % sys.version_info[:2]; assert v == "3.11", "base gives Python " + v + ", spec wants 3.11"'
+
+# == stage: build-only ==
+# What only the build needs comes in one layer under /tmp/niriss-pipe-build: the verified
+# wheels and uv, a helper, and build.env, the settings each step sources (its HOME), so no ARG or ENV
+# names them. The last step removes the folder, and the image is rewritten without it and
+# without this layer (build/normalize.py): nothing of the build host reaches the image.
+COPY build-only/ /tmp/niriss-pipe-build/
 
 # == stage: jwst ==
 # Exactly the locked, hash-checked environment (build.py lock): no resolver runs here. uv
 # installs it from the host's verified wheels (build.py fetch), with no index and no network;
-# uv itself comes from its wheel, checked by its sha256, and stays in this build stage. The
-# wheels, too, are a layer of this stage only: the image copies the environment alone. uv's
-# uv_cache.json (its install time) is dropped with its RECORD line, and the bytecode is written
-# by a fixed set of compileall runs in name order (PYTHONHASHSEED=0): the same lock gives
-# the same bytes.
+# uv itself comes from its wheel, checked by its sha256. uv's uv_cache.json (its install time)
+# is dropped with its RECORD line, and the bytecode is written by a fixed set of compileall
+# runs in name order (PYTHONHASHSEED=0): the same lock gives the same bytes.
 COPY requirements.lock /opt/niriss-pipe/requirements.lock
-COPY wheels/ /tmp/niriss-pipe-wheels/
-COPY overlaps.py /tmp/niriss-pipe-overlaps.py
-RUN echo 'd7f459fe4fd247d830351c75686d3996ace3c6f3f728eb0e85a30b7ada0cef19  /tmp/niriss-pipe-wheels/uv-0.13.9-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl' | sha256sum -c --quiet - \
+RUN set -a && . /tmp/niriss-pipe-build/build.env && set +a \
+ && echo 'd7f459fe4fd247d830351c75686d3996ace3c6f3f728eb0e85a30b7ada0cef19  /tmp/niriss-pipe-build/wheels/uv-0.13.9-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl' | sha256sum -c --quiet - \
  && /opt/env/bin/python -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract(sys.argv[2], sys.argv[3])' \
-      /tmp/niriss-pipe-wheels/uv-0.13.9-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl uv-0.13.9.data/scripts/uv /tmp/niriss-pipe-uv \
- && chmod 0755 /tmp/niriss-pipe-uv/uv-0.13.9.data/scripts/uv \
- && /tmp/niriss-pipe-uv/uv-0.13.9.data/scripts/uv pip install --quiet \
-      --python /opt/env/bin/python --offline --no-index --find-links /tmp/niriss-pipe-wheels \
+      /tmp/niriss-pipe-build/wheels/uv-0.13.9-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl uv-0.13.9.data/scripts/uv /tmp/niriss-pipe-build \
+ && chmod 0755 /tmp/niriss-pipe-build/uv-0.13.9.data/scripts/uv \
+ && /tmp/niriss-pipe-build/uv-0.13.9.data/scripts/uv pip install --quiet \
+      --python /opt/env/bin/python --offline --no-index --find-links /tmp/niriss-pipe-build/wheels \
       --no-cache --link-mode copy --no-build --require-hashes --no-deps -r /opt/niriss-pipe/requirements.lock \
- && rm -rf /tmp/niriss-pipe-uv \
  && cd "$(/opt/env/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" \
  && for record in *.dist-info/RECORD; do \
       rm -f "${record%RECORD}uv_cache.json"; sed -i '/[.]dist-info[/]uv_cache[.]json,/d' "$record"; \
     done \
- && /opt/env/bin/python /tmp/niriss-pipe-overlaps.py /tmp/niriss-pipe-wheels \
+ && /opt/env/bin/python /tmp/niriss-pipe-build/overlaps.py /tmp/niriss-pipe-build/wheels \
+ && cd "$(/opt/env/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" \
  && find . -mindepth 1 -maxdepth 1 -print0 | LC_ALL=C sort -z \
   | PYTHONHASHSEED=0 xargs -0 -P 2 -n 16 /opt/env/bin/python -m compileall -q \
  && cd / \
  && /opt/env/bin/python -m pip check \
- && /opt/env/bin/python -c 'import jwst, crds; print("jwst", jwst.__version__, "crds", crds.__version__)'
-
-# == stage: image ==
-# The image: the system stage plus the environment and the lock it was installed from, and
-# the runtime; a stage of its own (kept as the cache of the next build), so that a new pmap
-# rebuilds only what follows it.
-FROM system AS runtime
-COPY --from=environment /opt/env /opt/env
-COPY requirements.lock /opt/niriss-pipe/requirements.lock
+ && /opt/env/bin/python -c 'import jwst, crds; print("jwst", jwst.__version__, "crds", crds.__version__)' \
+ && rm -rf /tmp/niriss-pipe-build
 
 # == stage: runtime ==
+# A stage of its own (kept as the cache of the next build), so that a new pmap rebuilds only
+# what follows it.
+FROM environment AS runtime
 ARG SOURCE_DATE_EPOCH
 COPY niriss_pipe/ /opt/niriss-pipe/niriss_pipe/
 COPY entrypoint.sh /usr/local/bin/niriss-pipe-entrypoint

@@ -16,59 +16,62 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* /var/log/apt/*.log /var/log/dpkg.log /var/log/alternatives.log \
       /var/cache/ldconfig/aux-cache /var/cache/debconf/*-old /var/lib/dpkg/*-old
 
-# == stage: python-env ==
-# The Python environment is made in a build stage of its own: only /opt/env leaves it,
-# so nothing of the build host (its proxy settings, a CA bundle) reaches the image.
+# The Python environment, made in the image's own lineage: copying it out of a stage of its own
+# costs as much again as installing it.
 FROM system AS environment
 # Bytecode written with SOURCE_DATE_EPOCH set is hash-checked (PEP 552), not stamped with
 # the install time.
 ARG SOURCE_DATE_EPOCH
+
+# == stage: build-only ==
+# What only the build needs comes in one layer under /tmp/niriss-pipe-build: the verified
+# wheels and uv, a helper, and build.env, the settings each step sources (its HOME), so no ARG or ENV
+# names them. The last step removes the folder, and the image is rewritten without it and
+# without this layer (build/normalize.py): nothing of the build host reaches the image.
+COPY build-only/ /tmp/niriss-pipe-build/
+
+# == stage: python-env ==
 ARG MICROMAMBA_VERSION=2.0.5-0
-RUN curl -fsSL "https://micro.mamba.pm/api/micromamba/linux-64/${MICROMAMBA_VERSION}" \
-  | tar -xj -C /usr/local bin/micromamba \
- && MAMBA_ROOT_PREFIX=/opt/micromamba /usr/local/bin/micromamba create -y -p /opt/env \
+RUN set -a && . /tmp/niriss-pipe-build/build.env && set +a \
+ && curl -fsSL "https://micro.mamba.pm/api/micromamba/linux-64/${MICROMAMBA_VERSION}" \
+  | tar -xj -C /tmp/niriss-pipe-build bin/micromamba \
+ && MAMBA_ROOT_PREFIX=/tmp/niriss-pipe-build/micromamba /tmp/niriss-pipe-build/bin/micromamba create -y -p /opt/env \
       --override-channels -c conda-forge "python=3.7" pip \
- && /usr/local/bin/micromamba clean -y --all \
+ && MAMBA_ROOT_PREFIX=/tmp/niriss-pipe-build/micromamba /tmp/niriss-pipe-build/bin/micromamba clean -y --all \
  && /opt/env/bin/python -c 'import sys; v = "%d.%d.%d" % sys.version_info[:3]; assert (v + ".").startswith("3.7."), "env gives Python " + v'
 
 # == stage: jwst ==
 # Exactly the locked, hash-checked environment (build.py lock): no resolver runs here. uv
 # installs it from the host's verified wheels (build.py fetch), with no index and no network;
-# uv itself comes from its wheel, checked by its sha256, and stays in this build stage. The
-# wheels, too, are a layer of this stage only: the image copies the environment alone. uv's
-# uv_cache.json (its install time) is dropped with its RECORD line, and the bytecode is written
-# by a fixed set of compileall runs in name order (PYTHONHASHSEED=0): the same lock gives
-# the same bytes.
+# uv itself comes from its wheel, checked by its sha256. uv's uv_cache.json (its install time)
+# is dropped with its RECORD line, and the bytecode is written by a fixed set of compileall
+# runs in name order (PYTHONHASHSEED=0): the same lock gives the same bytes.
+# uv installs into Python 3.8 and newer; this one is older: pip, from the same verified wheels.
 # jwst from git: the locked commit, by itself and without dependencies (pip cannot hash it).
 COPY requirements.lock /opt/niriss-pipe/requirements.lock
-COPY wheels/ /tmp/niriss-pipe-wheels/
-COPY overlaps.py /tmp/niriss-pipe-overlaps.py
-# uv installs into Python 3.8 and newer; this one is older: pip, from the same verified wheels.
-RUN /opt/env/bin/python -m pip install --no-cache-dir --disable-pip-version-check \
-      --no-index --find-links /tmp/niriss-pipe-wheels --only-binary :all: \
+RUN set -a && . /tmp/niriss-pipe-build/build.env && set +a \
+ && /opt/env/bin/python -m pip install --no-cache-dir --disable-pip-version-check \
+      --no-index --find-links /tmp/niriss-pipe-build/wheels --only-binary :all: \
       --require-hashes --no-deps -r /opt/niriss-pipe/requirements.lock \
  && cd "$(/opt/env/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" \
  && for record in *.dist-info/RECORD; do \
       rm -f "${record%RECORD}uv_cache.json"; sed -i '/[.]dist-info[/]uv_cache[.]json,/d' "$record"; \
     done \
- && /opt/env/bin/python /tmp/niriss-pipe-overlaps.py /tmp/niriss-pipe-wheels \
+ && /opt/env/bin/python /tmp/niriss-pipe-build/overlaps.py /tmp/niriss-pipe-build/wheels \
  && /opt/env/bin/python -m pip install --no-cache-dir --disable-pip-version-check \
       --no-deps 'jwst @ git+https://github.com/spacetelescope/jwst@0.14.2' \
+ && cd "$(/opt/env/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" \
  && find . -mindepth 1 -maxdepth 1 -print0 | LC_ALL=C sort -z \
   | PYTHONHASHSEED=0 xargs -0 -P 2 -n 16 /opt/env/bin/python -m compileall -q \
  && cd / \
  && /opt/env/bin/python -m pip check \
- && /opt/env/bin/python -c 'import jwst, crds; print("jwst", jwst.__version__, "crds", crds.__version__)'
-
-# == stage: image ==
-# The image: the system stage plus the environment and the lock it was installed from, and
-# the runtime; a stage of its own (kept as the cache of the next build), so that a new pmap
-# rebuilds only what follows it.
-FROM system AS runtime
-COPY --from=environment /opt/env /opt/env
-COPY requirements.lock /opt/niriss-pipe/requirements.lock
+ && /opt/env/bin/python -c 'import jwst, crds; print("jwst", jwst.__version__, "crds", crds.__version__)' \
+ && rm -rf /tmp/niriss-pipe-build
 
 # == stage: runtime ==
+# A stage of its own (kept as the cache of the next build), so that a new pmap rebuilds only
+# what follows it.
+FROM environment AS runtime
 ARG SOURCE_DATE_EPOCH
 COPY niriss_pipe/ /opt/niriss-pipe/niriss_pipe/
 COPY entrypoint.sh /usr/local/bin/niriss-pipe-entrypoint

@@ -16,35 +16,40 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* /var/log/apt/*.log /var/log/dpkg.log /var/log/alternatives.log \
       /var/cache/ldconfig/aux-cache /var/cache/debconf/*-old /var/lib/dpkg/*-old
 
-# == stage: python-env ==
-# The Python environment is made in a build stage of its own: only /opt/env leaves it,
-# so nothing of the build host (its proxy settings, a CA bundle) reaches the image.
+# The Python environment, made in the image's own lineage: copying it out of a stage of its own
+# costs as much again as installing it.
 FROM system AS environment
 # Bytecode written with SOURCE_DATE_EPOCH set is hash-checked (PEP 552), not stamped with
 # the install time.
 ARG SOURCE_DATE_EPOCH
+
+# == stage: python-env ==
 RUN python3 -m venv /opt/env \
  && /opt/env/bin/python -c 'import sys; v = "%d.%d" % sys.version_info[:2]; assert v == "3.11", "base gives Python " + v + ", spec wants 3.11"'
+
+# == stage: build-only ==
+# What only the build needs comes in one layer under /tmp/niriss-pipe-build: the verified
+# wheels and uv, a helper, and build.env, the settings each step sources (its HOME), so no ARG or ENV
+# names them. The last step removes the folder, and the image is rewritten without it and
+# without this layer (build/normalize.py): nothing of the build host reaches the image.
+COPY build-only/ /tmp/niriss-pipe-build/
 
 # == stage: jwst ==
 # Exactly the locked, hash-checked environment (build.py lock): no resolver runs here. The lock
 # holds source releases (sdists) that have no wheel for this image: pip installs it from the
 # index in the build, building those with their build requirements.
 COPY requirements.lock /opt/niriss-pipe/requirements.lock
-RUN /opt/env/bin/python -m pip install --no-cache-dir --disable-pip-version-check \
+RUN set -a && . /tmp/niriss-pipe-build/build.env && set +a \
+ && /opt/env/bin/python -m pip install --no-cache-dir --disable-pip-version-check \
       --require-hashes --no-deps -r /opt/niriss-pipe/requirements.lock \
  && /opt/env/bin/python -m pip check \
- && /opt/env/bin/python -c 'import jwst, crds; print("jwst", jwst.__version__, "crds", crds.__version__)'
-
-# == stage: image ==
-# The image: the system stage plus the environment and the lock it was installed from, and
-# the runtime; a stage of its own (kept as the cache of the next build), so that a new pmap
-# rebuilds only what follows it.
-FROM system AS runtime
-COPY --from=environment /opt/env /opt/env
-COPY requirements.lock /opt/niriss-pipe/requirements.lock
+ && /opt/env/bin/python -c 'import jwst, crds; print("jwst", jwst.__version__, "crds", crds.__version__)' \
+ && rm -rf /tmp/niriss-pipe-build
 
 # == stage: runtime ==
+# A stage of its own (kept as the cache of the next build), so that a new pmap rebuilds only
+# what follows it.
+FROM environment AS runtime
 ARG SOURCE_DATE_EPOCH
 COPY niriss_pipe/ /opt/niriss-pipe/niriss_pipe/
 COPY entrypoint.sh /usr/local/bin/niriss-pipe-entrypoint

@@ -16,6 +16,7 @@ import yaml
 
 from niriss_pipe.build.network import find_ca_bundle
 from niriss_pipe.render import names as render
+from niriss_pipe.runtime.contract import BUILD_DIR
 from niriss_pipe.spec import lock
 from tests.helpers import (
     ROOT,
@@ -223,9 +224,12 @@ def test_image_holds_nothing_of_the_build_host(engine, default_build):
     wanted, size = hashlib.sha256(data).hexdigest(), len(data)
     image = f"niriss-pipe:{spec.pmap_stem}"
     history = docker("history", "--no-trunc", "--format", "{{.CreatedBy}}", image).stdout
-    for word in ("build-ca", "PIP_CERT", "SSL_CERT_FILE", str(bundle), "/root", "/work",
-                 "/tmp/"):
+    for word in ("build-ca", "ca-bundle", "PIP_CERT", "SSL_CERT_FILE", str(bundle), "/root",
+                 "/work"):
         assert word not in history, word
+    # The one folder of /tmp a build step names is the build folder, which no layer holds.
+    assert {path.split("/")[2] for path in re.findall(r"/tmp/[^\s/'\"]+", history)} <= \
+        {BUILD_DIR.split("/")[2]}, history
     labels = engine.image_labels(image)
     assert not [v for v in labels.values() if v.startswith(("/", "file:")) or "@" in v.split(
         "://", 1)[-1].split("/", 1)[0]], labels
@@ -238,8 +242,10 @@ def test_image_holds_nothing_of_the_build_host(engine, default_build):
             layers += 1
             layer = io.BytesIO(archive.extractfile(member).read())
             with tarfile.open(fileobj=layer) as files:
+                names = files.getnames()
+                assert not [n for n in names if BUILD_DIR.split("/")[2] in n], names
                 for entry, stream in _regular_files(files):
-                    assert not entry.name.endswith("build-ca.crt"), entry.name
+                    assert not entry.name.endswith(("build-ca.crt", "ca-bundle.crt")), entry.name
                     if entry.size == size:
                         assert hashlib.sha256(stream.read()).hexdigest() != wanted, entry.name
     assert save.wait() == 0 and layers >= 5

@@ -392,3 +392,86 @@ def test_a_refused_load_is_the_engine_s_words(tmp_path):
     engine = StreamEngine("oci", LAYERS, stream_config(LAYERS), refuse=True)
     with pytest.raises(UserError, match="no such file"):
         normalize_image(engine, engine.built, EPOCH, LayerMap(tmp_path / "layers.json"))
+
+
+# -- the build folder: in no layer of the image --------------------------------------------------
+def build_layers() -> tuple[bytes, bytes]:
+    """The build-only layer (COPY build-only/ /tmp/niriss-pipe-build/: the folders above it,
+    wheels, a CA bundle) and the install step's layer (the environment, and the whiteout of
+    the build folder it removed)."""
+    def tar(entries):
+        out = io.BytesIO()
+        with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as archive:
+            for name, data in entries:
+                info = tarfile.TarInfo(name)
+                info.mtime = EPOCH + 50
+                if data is None:
+                    info.type, info.mode = tarfile.DIRTYPE, 0o1777 if name == "tmp" else 0o755
+                else:
+                    info.size = len(data)
+                archive.addfile(info, io.BytesIO(data) if data is not None else None)
+        return out.getvalue()
+
+    copied = tar([("tmp", None), ("tmp/niriss-pipe-build", None),
+                  ("tmp/niriss-pipe-build/ca-bundle.crt", b"-----BEGIN CERTIFICATE-----\n"),
+                  ("tmp/niriss-pipe-build/wheels", None),
+                  ("tmp/niriss-pipe-build/wheels/a-1-py3-none-any.whl", b"zip")])
+    installed = tar([("opt", None), ("opt/env", None), ("opt/env/a.py", b"x = 1\n"),
+                     ("tmp", None), ("tmp/.wh.niriss-pipe-build", b"")])
+    return copied, installed
+
+
+def test_the_build_only_layer_is_left_out_and_its_whiteout_with_it():
+    copied, installed = build_layers()
+    assert rewritten(copied)[1] is None
+    data, digest = rewritten(installed)
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        assert tar.getnames() == ["opt", "opt/env", "opt/env/a.py", "tmp"]
+    assert digest == "sha256:" + hashlib.sha256(data).hexdigest()
+    # A layer that only touched /tmp is content like any other: kept.
+    only_tmp = io.BytesIO()
+    with tarfile.open(fileobj=only_tmp, mode="w") as tar:
+        info = tarfile.TarInfo("tmp")
+        info.type = tarfile.DIRTYPE
+        tar.addfile(info)
+    assert rewritten(only_tmp.getvalue())[1] is not None
+
+
+def test_a_left_out_layer_s_history_entry_makes_no_layer():
+    config = json.loads(rewrite_config(RAW, [None, "sha256:n2"], EPOCH))
+    assert config["rootfs"]["diff_ids"] == ["sha256:n2"]
+    made = [entry.get("empty_layer", False) for entry in config["history"]]
+    assert made == [True, False, True, True]  # the first layer's entry, and the two metadata ones
+    assert config["history"][0]["comment"] == "Imported from -"  # kept, as the record of it
+
+
+@pytest.mark.parametrize("layout", ["classic", "oci"])
+def test_an_image_is_loaded_without_its_build_folder(tmp_path, layout):
+    """The streamed rewrite leaves the build-only layer out (not sent, not in the manifest),
+    and the config-only path of a pmap-only change gives what a full rewrite would."""
+    from niriss_pipe.build.normalize import normalize_config_only, normalize_image
+
+    copied, installed = build_layers()
+    layers = [layer(EPOCH - 100), copied, installed]
+    config = stream_config(layers)
+    engine = StreamEngine(layout, layers, config)
+    layer_map = LayerMap(tmp_path / "layers.json")
+    image_id = normalize_image(engine, engine.built, EPOCH, layer_map)
+    sent = engine.loads[0]
+    manifest = json.loads(sent["manifest.json"])[0]
+    kept = [rewritten(layers[0])[1], rewritten(installed)[1]]
+    assert manifest["Layers"] == [f"{d[7:]}/layer.tar" for d in kept]
+    assert not [data for name, data in sent.items() if b"BEGIN CERTIFICATE" in data]
+    final = json.loads(sent[manifest["Config"]])
+    assert final["rootfs"]["diff_ids"] == kept
+    assert [e.get("empty_layer", False) for e in final["history"]] == [False, True, False,
+                                                                        True, True]
+    assert layer_map.get(config["rootfs"]["diff_ids"][1], EPOCH) == ""  # known: left out
+    # the same layers, another pmap: the config alone, as the full rewrite would write it
+    other = json.loads(json.dumps(config).replace("1584", "1586"))
+    again = StreamEngine(layout, layers, other, held=engine.held)
+    config_only = normalize_config_only(
+        ConfigEngine(again.view), again.built, EPOCH, layer_map)
+    full = "sha256:" + hashlib.sha256(rewrite_config(other, [kept[0], None, kept[1]],
+                                                     EPOCH)).hexdigest()
+    assert config_only == full and image_id != full

@@ -37,7 +37,7 @@ def test_content_identity_follows_every_input(tmp_path):
 
 
 def test_wheels_ride_in_the_context_by_their_hash(tmp_path):
-    """Verified wheels go under wheels/ (what the environment stage copies); the content tag
+    """Verified wheels go under build-only/wheels/ (the build-only layer); the content tag
     follows each wheel's sha256, and the same files give the same tar."""
     from niriss_pipe.core import grammar
     from niriss_pipe.render import dockerfile
@@ -51,6 +51,25 @@ def test_wheels_ride_in_the_context_by_their_hash(tmp_path):
     other = make_context("FROM x\n", LOCK, wheels={wheel.name: DiskFile(wheel, "2" * 64,
                                                                         "sha256")})
     with tarfile.open(fileobj=io.BytesIO(one.tar())) as tar:
-        assert tar.extractfile("wheels/a-1-py3-none-any.whl").read() == b"zip"
+        assert tar.extractfile("build-only/wheels/a-1-py3-none-any.whl").read() == b"zip"
     assert content_tag(one, "sha256:1") != content_tag(other, "sha256:1")
     assert content_tag(one, "sha256:1") != content_tag(make_context("FROM x\n", LOCK), "sha256:1")
+
+
+def test_the_build_steps_settings_name_the_ca_bundle_only_in_the_build_folder(tmp_path):
+    """build.env, sourced by each RUN: HOME and, with a CA bundle, every client's CA variable,
+    all in the build folder (never an ARG or ENV: no history line names them)."""
+    from niriss_pipe.render.dockerfile import CA_ENV_IN_BUILD
+    from niriss_pipe.runtime.contract import BUILD_DIR
+
+    pem = tmp_path / "ca.pem"
+    pem.write_bytes(b"-----BEGIN CERTIFICATE-----\n")
+    with_ca = make_context("FROM x\n", LOCK, pem)
+    env = with_ca.files["build-only/build.env"].decode().splitlines()
+    assert env[1:] == [f"HOME={BUILD_DIR}/home"] + [
+        f"{var}={BUILD_DIR}/ca-bundle.crt" for var in CA_ENV_IN_BUILD]
+    assert with_ca.files["build-only/ca-bundle.crt"] == pem.read_bytes()
+    plain = make_context("FROM x\n", LOCK)
+    assert plain.files["build-only/build.env"].decode().splitlines()[1:] == [
+        f"HOME={BUILD_DIR}/home"]
+    assert not [name for name in plain.files if name.endswith(".crt")]

@@ -12,7 +12,7 @@ from niriss_pipe.render import names
 from niriss_pipe.spec.load import load_spec
 from tests.helpers import GOLDEN, ROOT
 
-STAGE_ORDER = ["base", "os-packages", "python-env", "jwst", "image", "runtime", "context"]
+STAGE_ORDER = ["base", "os-packages", "python-env", "build-only", "jwst", "runtime", "context"]
 
 
 def spec(name="default"):
@@ -69,7 +69,9 @@ def test_stage_order_least_to_most_often_changed():
     names = [name for name, _ in render.stages(render.render(spec()))]
     assert names == STAGE_ORDER
     with_ca = [name for name, _ in render.stages(render.render(spec(), ca_bundle=True))]
-    assert with_ca == ["base", "os-packages", "ca-bundle", *STAGE_ORDER[2:]]
+    assert with_ca == STAGE_ORDER  # the CA bundle rides in the build-only layer
+    conda = [name for name, _ in render.stages(render.render(spec("jwst_0579")))]
+    assert conda == ["base", "os-packages", "build-only", "python-env", *STAGE_ORDER[4:]]
 
 
 def test_pmap_change_only_touches_last_stage():
