@@ -2,11 +2,14 @@
 task runs, with the same logs, state records and products; for a workstation without SLURM.
 
 Ctrl-C sends SIGTERM to the running task scripts, whose trap stops their containers (as
-scancel does under SLURM), and waits for them.
+scancel does under SLURM), and waits for them. ``batch cancel`` (SIGINT) and ``kill PID``
+(SIGTERM) do the same, also to a run started as ``nohup ... &`` from a script, which begins
+with SIGINT ignored.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import signal
@@ -116,7 +119,8 @@ class LocalScheduler:
         runner = LocalRunner(plan, job, self.workers, reporter)
         interrupted = False
         try:
-            runner.run(indices)
+            with _stoppable():
+                runner.run(indices)
         except KeyboardInterrupt:
             interrupted = True
         plan = _finished(load_plan(plan.folder))
@@ -131,6 +135,27 @@ class LocalScheduler:
                 reporter.say(f"stopping the local run {submission['job']} "
                              f"(pid {submission['pid']})")
         return plan
+
+
+@contextlib.contextmanager
+def _stoppable():
+    """SIGINT and SIGTERM raise KeyboardInterrupt while the run lasts, whatever they were: a
+    process started with SIGINT ignored (``nohup CMD &`` without job control) keeps it
+    ignored in Python, and SIGTERM would end it at once, leaving its tasks and their
+    containers running with no one to record them."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    before = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
 
 
 def _finished(plan: Plan) -> Plan:

@@ -428,7 +428,21 @@ def cli(*args: str, env: dict, check: bool = True) -> subprocess.CompletedProces
     return proc
 
 
-def test_local_run_is_seen_running_from_outside_and_cancel_stops_it(tmp_path, stand_in):
+def _ignore_interrupts():  # what `nohup CMD &` from a shell without job control leaves a run
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("started, stopped", [("in a terminal", "batch cancel"),
+                                              ("nohup ... &", "batch cancel"),
+                                              ("nohup ... &", "kill")])
+def test_local_run_is_seen_running_from_outside_and_cancel_stops_it(tmp_path, stand_in,
+                                                                   started, stopped):
+    """``batch cancel`` (SIGINT) and ``kill PID`` (SIGTERM) stop a local run as Ctrl-C does,
+    also one started with SIGINT ignored, which Python would otherwise keep ignoring."""
+    import signal
     import sys
 
     env, log = stand_in
@@ -443,7 +457,8 @@ def test_local_run_is_seen_running_from_outside_and_cancel_stops_it(tmp_path, st
         [sys.executable, str(ROOT / "build.py"), "batch", "submit", str(tmp_path / "image.sif"),
          "calwebb_detector1", *map(str, inputs), "-o", str(out), "--cache", str(cache),
          "--context", "jwst_9999.pmap", "--runtime", "apptainer", "--local", "-j", "2"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=_ignore_interrupts if started.startswith("nohup") else None)
     deadline = time.time() + 30
     while len(list(tmp_path.glob("*.pid"))) < 2 and time.time() < deadline:
         time.sleep(0.1)
@@ -452,7 +467,10 @@ def test_local_run_is_seen_running_from_outside_and_cancel_stops_it(tmp_path, st
     got = {t["input"]: t["state"] for t in seen["tasks"]}
     assert got == {"jw01_nis_uncal.fits": "completed", "jw02slow_nis_uncal.fits": "running",
                    "jw03slow_nis_uncal.fits": "running", "jw04_nis_uncal.fits": "pending"}
-    assert "stopping the local run" in cli("batch", "cancel", str(out), env=env).stdout
+    if stopped == "kill":
+        runner.send_signal(signal.SIGTERM)
+    else:
+        assert "stopping the local run" in cli("batch", "cancel", str(out), env=env).stdout
     output, _ = runner.communicate(timeout=30)
     assert runner.returncode == 130, output
     assert "stopping 2 running tasks" in output

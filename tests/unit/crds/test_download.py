@@ -179,7 +179,16 @@ def _leftovers(root):
     return [p for p in root.rglob(".*.part-*")]
 
 
-def test_ctrl_c_stops_a_transfer_in_flight_and_keeps_what_completed(server, tmp_path):
+@pytest.fixture
+def ctrl_c():
+    """Ctrl-C as in a terminal, whatever this run was started with (``nohup ... &`` from a
+    script starts it with SIGINT ignored, which Python keeps)."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def test_ctrl_c_stops_a_transfer_in_flight_and_keeps_what_completed(server, tmp_path, ctrl_c):
     big = "jwst_niriss_flat_0001.fits"
     size, rate = 64 * 2**20, 2 * 2**20  # 32 s of transfer
     server.slow[big] = (size, rate)
