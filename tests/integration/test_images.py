@@ -37,7 +37,7 @@ def test_build_reports_stages_quietly(default_build):
     out = proc.stdout
     # Either a fresh build (stage lines, self-test verdict) or an up-to-date no-op.
     if "up to date" not in out:
-        for stage in ("os-packages", "python-env", "jwst", "image", "runtime", "context",
+        for stage in ("os-packages", "python-env", "build-only", "jwst", "runtime", "context",
                       "selftest"):
             assert f"  {stage}" in out, out
         assert "selftest: PASS" in out
@@ -187,7 +187,7 @@ def test_pmap_only_change_rebuilds_only_last_stage(engine, tmp_path, default_bui
         proc = cli("build", str(path))
         lines = {line.split()[0]: line for line in proc.stdout.splitlines()
                  if line.startswith("  ")}
-        for stage in ("os-packages", "python-env", "jwst", "image", "runtime"):
+        for stage in ("os-packages", "python-env", "build-only", "jwst", "runtime"):
             assert lines[stage].split()[1] == "cached", proc.stdout
         assert engine.image_id("niriss-pipe-test:jwst_1585")
         env = docker("run", "--rm", "niriss-pipe-test:jwst_1585", "env").stdout
