@@ -47,7 +47,8 @@ def rebuild_image(engine, reference: str, options: BuildOptions, spec_path: Path
         copy = load_spec(write_copy(spec_path, work, REPOSITORY))
         result = build(copy, engine, replace(options, no_cache=True, force=True, selftest=False,
                                              source_date_epoch=epoch))
-        built = [result.image_id, *result.stage_images.values()]
+        # the image, then its stages, each before the stage it was built on (its parent)
+        built = [result.image_id, *reversed(result.stage_images.values())]
         diff = compare_images(engine, image.id, result.image_id)
         for line in diff.lines():
             say(line)

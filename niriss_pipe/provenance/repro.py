@@ -192,7 +192,7 @@ def repro(spec_path: Path, engine, options: BuildOptions, keep: Path | None = No
                 if f"/{REPOSITORY}/" in str(record):
                     record.unlink(missing_ok=True)
             remove_ours(engine, image_id)
-        for image_id in stages:
+        for image_id in reversed(stages):  # a stage before the stage built on it (its parent)
             remove_ours(engine, image_id)
         try:
             (records_dir() / REPOSITORY).rmdir()  # only when no other record is left in it

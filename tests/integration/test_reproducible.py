@@ -159,7 +159,7 @@ def test_pmap_only_rebuild_and_noop_keep_their_speed_path(engine, default_image_
         proc = cli("build", "--no-selftest", str(path), env=env)
         stages = {line.split()[0]: line for line in proc.stdout.splitlines()
                   if line.startswith("  ")}
-        for stage in ("os-packages", "python-env", "jwst", "image", "runtime"):
+        for stage in ("os-packages", "python-env", "build-only", "jwst", "runtime"):
             assert stages[stage].split()[1] == "cached", proc.stdout
         assert "config only" not in stages["normalize"]  # the full rewrite: it learns
         full = engine.image_id(tag)
