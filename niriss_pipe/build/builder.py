@@ -19,6 +19,7 @@ from niriss_pipe.build.normalize import LayerMap, normalize_config_only, normali
 from niriss_pipe.build.options import BuildOptions, BuildResult
 from niriss_pipe.build.records import write_build_record
 from niriss_pipe.build.selftest import run_selftest, verdict_line
+from niriss_pipe.build.shortcut import RuntimeStages, last_stage_context, runtime_key, split
 from niriss_pipe.build.stamps import build_epoch, label_args
 from niriss_pipe.build.verdicts import Verdicts, environment_key
 from niriss_pipe.build.wheels import SourcesInLock, sources_in
@@ -137,13 +138,25 @@ def build(spec: ImageSpec, engine: Engine, options: BuildOptions) -> BuildResult
     buildargs = {**proxy_buildargs(), **image_args,
                  "NIRISS_PIPE_LOCK_DIGEST": locking.digest(lock),
                  **(baked.buildargs if baked else {})}
+    known = RuntimeStages()
+    key = runtime_key(context, base.image_id, epoch)
+    runtime = known.get(key) if key and not options.no_cache else None
     try:
-        outcome = engine.build(context, buildargs, no_cache=options.no_cache,
-                               offline=options.offline)
+        if runtime and engine.image_id(runtime) == runtime:  # a pmap-only change, most often
+            for name, _ in rendering.stages(split(context.dockerfile)[0]):
+                say(f"  {name:<14} cached")
+            outcome = engine.build(last_stage_context(context, runtime), buildargs,
+                                   offline=options.offline)
+            outcome.stage_images = {**outcome.stage_images, RUNTIME_STAGE: runtime}
+        else:
+            outcome = engine.build(context, buildargs, no_cache=options.no_cache,
+                                   offline=options.offline)
     except EngineError as err:  # completed build stages stay as the next try's cache
         _name_stages(engine, spec, getattr(err, "stage_images", {}))
         raise
     _name_stages(engine, spec, outcome.stage_images)
+    if key and outcome.stage_images.get(RUNTIME_STAGE):
+        known.put(key, outcome.stage_images[RUNTIME_STAGE])
     image_id, output, reused = _normalized_and_tested(engine, outcome.image_id, int(epoch),
                                                       options)
     _apply_tags(engine, image_id, spec.name, [*user_tags(spec), ctag])
