@@ -34,10 +34,11 @@ from typing import BinaryIO
 
 from niriss_pipe.core import tarstream
 from niriss_pipe.core.atomic import write_text
+from niriss_pipe.core.cache import cache_path, read_json_object
 from niriss_pipe.core.errors import EngineError, UserError
 from niriss_pipe.runtime import contract
 
-CHUNK = 1 << 20
+CHUNK = tarstream.CHUNK
 MAP_ENV = "NIRISS_PIPE_LAYER_MAP"  # where rewritten layers' digests are remembered
 # An instruction that changes no file (ENV, LABEL, ARG...), as the classic builder records it
 # under the Dockerfile's SHELL (``/bin/sh -eu -c #(nop)  ENV ...``).
@@ -128,22 +129,25 @@ def rewrite_config(config: dict, layers: list[str | None], epoch: int) -> bytes:
     return json.dumps(clean, sort_keys=True, separators=(",", ":")).encode()
 
 
-def _json_dict(path: Path) -> dict:
-    """A JSON object from ``path``; {} when it is missing, broken or not an object (a cache)."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+def layer_file(diff_id: str) -> str:
+    """A layer's file in a docker-archive: ``<hex>/layer.tar``."""
+    return f"{diff_id.split(':', 1)[1]}/layer.tar"
 
 
-def write_archive(folder: Path, config_bytes: bytes, layer_files: list[str]) -> str:
-    """Lay out a docker-archive in ``folder``: the config and a manifest naming the layer
-    files (present in ``folder``, or held by the engine already); return the image id."""
+def archive_index(config_bytes: bytes, diff_ids: list[str]) -> tuple[str, list[tuple[str, bytes]]]:
+    """The image id, and the config and manifest files of a docker-archive of these layers
+    (whose files are in the archive, or held by the engine already)."""
     image_id = "sha256:" + hashlib.sha256(config_bytes).hexdigest()
-    (folder / f"{image_id[7:]}.json").write_bytes(config_bytes)
-    (folder / "manifest.json").write_text(json.dumps(
-        [{"Config": f"{image_id[7:]}.json", "RepoTags": None, "Layers": layer_files}]))
+    manifest = json.dumps([{"Config": f"{image_id[7:]}.json", "RepoTags": None,
+                            "Layers": [layer_file(diff) for diff in diff_ids]}])
+    return image_id, [(f"{image_id[7:]}.json", config_bytes), ("manifest.json", manifest.encode())]
+
+
+def write_archive(folder: Path, config_bytes: bytes, diff_ids: list[str]) -> str:
+    """Lay out a docker-archive's config and manifest in ``folder``; return the image id."""
+    image_id, files = archive_index(config_bytes, diff_ids)
+    for name, data in files:
+        (folder / name).write_bytes(data)
     return image_id
 
 
@@ -152,12 +156,10 @@ class LayerMap:
     function, valid on any engine: whether an engine holds the layer is what load finds)."""
 
     def __init__(self, path: Path | None = None):
-        default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-        self.path = path or Path(os.environ.get(MAP_ENV) or default / "niriss-pipe" /
-                                 "layers.json")
-        self.entries: dict[str, str] = _json_dict(self.path)
+        self.path = path or Path(os.environ.get(MAP_ENV) or cache_path("layers.json"))
+        self.entries: dict[str, str] = read_json_object(self.path)
         self.histories_path = self.path.with_name(self.path.stem + "-histories.json")
-        self.histories: dict[str, list] = _json_dict(self.histories_path)
+        self.histories: dict[str, list] = read_json_object(self.histories_path)
 
     def get(self, diff_id: str, epoch: int) -> str | None:
         """The rewritten diff id; "" for a build-only layer (left out); None: not known."""
@@ -227,7 +229,7 @@ def normalize_config_only(engine, image_id: str, epoch: int,
         return new_id
     with tempfile.TemporaryDirectory(prefix="niriss-pipe-normalize-") as tmp:
         folder = Path(tmp)  # no layer file: the engine holds them all
-        write_archive(folder, config_bytes, [f"{d.split(':', 1)[1]}/layer.tar" for d in diff_ids])
+        write_archive(folder, config_bytes, diff_ids)
         try:
             loaded = engine.load_archive(folder)
         except UserError:  # a layer the engine no longer holds: the full rewrite sends it
@@ -320,11 +322,9 @@ def _stream(engine, built_id: str, originals: list[str], held: set[str], epoch: 
             layers = [rewritten[diff] for diff in originals]
             diff_ids = [layer for layer in layers if layer]  # build-only layers left out
             config_bytes = rewrite_config(config, layers, epoch)
-            image_id = "sha256:" + hashlib.sha256(config_bytes).hexdigest()
-            ready.put((f"{image_id[7:]}.json", config_bytes))
-            ready.put(("manifest.json", json.dumps(
-                [{"Config": f"{image_id[7:]}.json", "RepoTags": None,
-                  "Layers": [f"{d.split(':', 1)[1]}/layer.tar" for d in diff_ids]}]).encode()))
+            image_id, index = archive_index(config_bytes, diff_ids)
+            for item in index:
+                ready.put(item)
             ready.put(None)
         except BaseException:
             ready.put(_Abort)
@@ -368,5 +368,5 @@ def _rewrite_saved(engine, built_id: str, originals: set[str], held: set[str], e
                     part.unlink()
                 else:
                     sent.add(new)
-                    ready.put((f"{new.split(':', 1)[1]}/layer.tar", part))
+                    ready.put((layer_file(new), part))
     return config, rewritten

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 from niriss_pipe.core.atomic import write_text
+from niriss_pipe.core.cache import cache_path, read_json_object
 from niriss_pipe.render.context import BuildContext
 
 LAST_STAGE = "\nFROM runtime\n"  # Dockerfile.j2: the final stage, built on the runtime stage
@@ -74,13 +74,8 @@ class RuntimeStages:
     engine still holds the image is checked at each use)."""
 
     def __init__(self, path: Path | None = None):
-        default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-        self.path = path or default / "niriss-pipe" / STAGES_FILE
-        try:
-            entries = json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            entries = {}
-        self.entries: dict[str, str] = entries if isinstance(entries, dict) else {}
+        self.path = path or cache_path(STAGES_FILE)
+        self.entries: dict[str, str] = read_json_object(self.path)
 
     def get(self, key: str) -> str | None:
         value = self.entries.get(key)

@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from niriss_pipe.core.cache import cache_path
 from niriss_pipe.core.digest import file_digest
 from niriss_pipe.core.errors import UserError, opt, prog, shown
 from niriss_pipe.core.progress import Reporter, TransferProgress, human_bytes
@@ -64,8 +65,7 @@ class Verified:
 
 def cache_dir(environ=os.environ) -> Path:
     """``$XDG_CACHE_HOME/niriss-pipe/wheels``, else ``~/.cache/niriss-pipe/wheels``."""
-    base = environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "niriss-pipe" / "wheels"
+    return cache_path("wheels", environ)
 
 
 def wanted(lock_text: str) -> list[Locked]:
