@@ -94,9 +94,12 @@ def assert_valid_rate(path: Path) -> np.ndarray:
         return np.array(sci)
 
 
-def containers(prefix: str = "niriss-pipe-") -> list[str]:
+def containers(job: str = "niriss-pipe") -> list[str]:
+    """The containers a task of ``job`` started and left (the task script names each
+    ``niriss-pipe-JOB-INDEX-PID``); not the test session's own, such as the git server."""
     names = docker("ps", "--all", "--format", "{{.Names}}").stdout.split()
-    return [name for name in names if name.startswith(prefix)]
+    task = re.compile(rf"niriss-pipe-{re.escape(job)}-[0-9]+-[0-9]+")
+    return [name for name in names if task.fullmatch(name)]
 
 
 @pytest.fixture(scope="module")
