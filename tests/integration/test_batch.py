@@ -94,12 +94,14 @@ def assert_valid_rate(path: Path) -> np.ndarray:
         return np.array(sci)
 
 
-def containers(job: str = "niriss-pipe") -> list[str]:
-    """The containers a task of ``job`` started and left (the task script names each
-    ``niriss-pipe-JOB-INDEX-PID``); not the test session's own, such as the git server."""
-    names = docker("ps", "--all", "--format", "{{.Names}}").stdout.split()
-    task = re.compile(rf"niriss-pipe-{re.escape(job)}-[0-9]+-[0-9]+")
-    return [name for name in names if task.fullmatch(name)]
+def containers(prefix: str = "niriss-pipe-") -> list[str]:
+    """The containers named ``prefix...`` (tasks name theirs ``niriss-pipe-JOB-INDEX-PID``),
+    but those docker compose manages: the test session's own services, such as the git
+    server of the compose project ``niriss-pipe-test-PID``."""
+    rows = docker("ps", "--all", "--format",
+                  '{{.Names}}\t{{.Label "com.docker.compose.project"}}').stdout.splitlines()
+    return [name for name, _, project in (row.partition("\t") for row in rows)
+            if name.startswith(prefix) and not project]
 
 
 @pytest.fixture(scope="module")
