@@ -11,7 +11,9 @@ import concurrent.futures
 import time
 from pathlib import Path
 
+from niriss_pipe.build import debs
 from niriss_pipe.build.bake import BakedCache, bake_cache
+from niriss_pipe.build.base import ResolvedBase
 from niriss_pipe.build.base import resolve as resolve_base
 from niriss_pipe.build.contextwarn import warn_missing_types
 from niriss_pipe.build.network import find_ca_bundle, proxy_buildargs
@@ -72,19 +74,32 @@ def _render(spec: ImageSpec, options: BuildOptions, ca, wheelhouse: bool = True)
                             wheelhouse=wheelhouse)
 
 
-def prepare(spec: ImageSpec, options: BuildOptions, baked: BakedCache | None = None,
-            lock_path: Path | None = None, reporter=None) -> BuildContext:
-    """Render the Dockerfile and collect the build context (no engine). ``lock_path`` is the
-    lock ``build`` already checked; without it the lock is checked here. The wheels the lock
-    names come verified from the wheel folder, missing ones downloaded unless offline."""
-    lock = (lock_path or locking.check(spec)).read_bytes()
+def prepare(engine: Engine, spec: ImageSpec, options: BuildOptions, base: ResolvedBase,
+            lock: Path, wheels: dict[str, DiskFile] | None,
+            baked: BakedCache | None = None) -> BuildContext:
+    """Render the Dockerfile and collect the build context: the checked ``lock``, its
+    ``wheels`` (``context_wheels``) and the OS packages for ``base`` (``os_packages``)."""
     ca = find_ca_bundle(options.ca_bundle)
-    wheels = context_wheels(spec, options, lock.decode(), reporter)
+    packages = os_packages(engine, spec, options, base)
     dockerfile = _render(spec, options, ca, wheelhouse=wheels is not None)
     if baked is None:
-        return make_context(dockerfile, lock, ca, wheels=wheels)
-    return make_context(dockerfile, lock, ca, crds_files=baked.files, crds_disk=baked.disk,
-                        wheels=wheels)
+        return make_context(dockerfile, lock.read_bytes(), ca, wheels=wheels, debs=packages)
+    return make_context(dockerfile, lock.read_bytes(), ca, crds_files=baked.files,
+                        crds_disk=baked.disk, wheels=wheels, debs=packages)
+
+
+def os_packages(engine: Engine, spec: ImageSpec, options: BuildOptions,
+                base: ResolvedBase) -> dict[str, DiskFile]:
+    """``{file name: verified .deb}`` for the os-packages stage (build/debs.py), from the
+    fetched folder (``--wheels DIR``: its ``os-packages/``) or the host's cache; downloaded
+    by apt in a container of the base when missing, unless offline."""
+    root = options.wheels / debs.FOLDER if options.wheels else debs.cache_dir()
+    found = debs.resolve(engine, base.image_id, base.reference, names.apt_packages(spec), root,
+                         download=not options.offline,
+                         fetch_hint=f"{prog()} fetch {spec.path}"
+                         + (f" {opt('to')} {options.wheels}" if options.wheels else ""),
+                         environment=proxy_buildargs())
+    return found.files
 
 
 def context_wheels(spec: ImageSpec, options: BuildOptions, lock_text: str,
@@ -108,6 +123,18 @@ def context_wheels(spec: ImageSpec, options: BuildOptions, lock_text: str,
     return {name: DiskFile(item.path, item.sha256, "sha256") for name, item in found.items()}
 
 
+def fetch(spec: ImageSpec, engine: Engine, options: BuildOptions, progress: bool = False
+          ) -> tuple[dict[str, DiskFile], dict[str, DiskFile]]:
+    """Everything an ``--offline`` build of ``spec`` needs on this host but the base: the
+    verified wheels its lock names and the OS packages for its base (made here when
+    missing), into ``options.wheels`` (its ``os-packages/``) or the host's caches."""
+    lock = locking.check(spec)
+    found = resolve_wheels(lock.read_text(), options.wheels or wheel_cache_dir(),
+                           engine.reporter if progress else None)
+    wheels = {name: DiskFile(item.path, item.sha256, "sha256") for name, item in found.items()}
+    return wheels, os_packages(engine, spec, options, resolve_base(engine, spec.base))
+
+
 def build(spec: ImageSpec, engine: Engine, options: BuildOptions) -> BuildResult:
     """Build ``spec`` unless an image with the same content exists; tag it after its self-test."""
     say = engine.reporter.say
@@ -120,8 +147,9 @@ def build(spec: ImageSpec, engine: Engine, options: BuildOptions) -> BuildResult
         chooser = environment_image(engine, spec, options, lock) \
             if spec.scope == "datasets" else None
         baked = bake_cache(spec, options, engine.reporter, image=chooser)
-    context = prepare(spec, options, baked, lock, engine.reporter)
+    wheels = context_wheels(spec, options, lock.read_text(), engine.reporter)
     base = resolve_base(engine, spec.base)
+    context = prepare(engine, spec, options, base, lock, wheels, baked)
     epoch = options.source_date_epoch or build_epoch(lock.read_text())
     image_args = {**label_args(base.digest, epoch), "SOURCE_DATE_EPOCH": epoch}
     ctag = content_tag(context, base.image_id, image_args)
@@ -196,7 +224,9 @@ def environment_image(engine: Engine, spec: ImageSpec, options: BuildOptions,
     """The spec's environment build stage (its jwst, crds and datamodels), built or found in
     the layer cache: what chooses a ``scope: datasets`` bake's references before the image
     exists."""
-    outcome = engine.build(prepare(spec, options, None, lock, engine.reporter),
+    wheels = context_wheels(spec, options, lock.read_text(), engine.reporter)
+    base = resolve_base(engine, spec.base)
+    outcome = engine.build(prepare(engine, spec, options, base, lock, wheels),
                            proxy_buildargs(), target=ENVIRONMENT_STAGE, offline=options.offline)
     _name_stages(engine, spec, {ENVIRONMENT_STAGE: outcome.image_id})
     return outcome.image_id

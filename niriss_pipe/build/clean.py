@@ -1,4 +1,5 @@
-"""Remove only what niriss-pipe made: its labelled images, the demo folder, synthetic contexts.
+"""Remove only what niriss-pipe made: its labelled images, the OS packages fetched for the base
+images it removes, the demo folder, synthetic contexts.
 
 Real CRDS files in the cache are never touched: only files with the reserved
 synthetic serial (``_9999.``) and a server_config that names a synthetic context.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from niriss_pipe.build import debs
 from niriss_pipe.build.demo import DEMO_DIR
 from niriss_pipe.engine.client import Engine
 from niriss_pipe.runtime.contract import LABEL_NS, SYNTHETIC_SERIAL
@@ -34,6 +36,10 @@ def clean(engine: Engine, *, cache: Path, dry_run: bool = False) -> None:
         if not dry_run:
             engine.remove_image(image.id)
         say(f"{verb} image {names}")
+    for folder in debs.folders_of(debs.cache_dir(), {image.id for image in bases}):
+        if not dry_run:
+            shutil.rmtree(folder)
+        say(f"{verb} {folder}/ (OS packages of a removed base)")
     for path in synthetic_files(cache):
         if not dry_run:
             path.unlink()

@@ -75,12 +75,13 @@ def add_parsers(sub, parents) -> None:
     p.set_defaults(handler=build)
 
     p = sub.add_parser("fetch", parents=[common],
-                       help="download the verified wheels a spec's lock names (and uv), for "
-                       "builds with no network")
+                       help="download the verified wheels a spec's lock names (and uv) and "
+                       "its OS packages, for builds with no network")
     p.add_argument("spec", type=Path, metavar="SPEC", nargs="?", default=DEFAULT_SPEC)
     p.add_argument("--to", type=Path, default=None, metavar="DIR",
-                   help="a wheelhouse folder to carry elsewhere (default: the wheel cache, "
-                   "$XDG_CACHE_HOME/niriss-pipe/wheels)")
+                   help="a folder to carry elsewhere: the wheels, and the OS packages in its "
+                   "os-packages/ (default: the host's caches, $XDG_CACHE_HOME/niriss-pipe/"
+                   "wheels and .../os-packages)")
     p.set_defaults(handler=fetch)
 
     p = sub.add_parser("base", parents=[common],
@@ -299,22 +300,28 @@ def build(args, reporter: Reporter) -> int:
 def fetch(args, reporter: Reporter) -> int:
     import time
 
-    from niriss_pipe.build.wheels import cache_dir, resolve
+    from niriss_pipe.build.builder import fetch as fetch_files
+    from niriss_pipe.build.debs import FOLDER
+    from niriss_pipe.build.debs import cache_dir as debs_cache_dir
+    from niriss_pipe.build.options import BuildOptions
+    from niriss_pipe.build.wheels import cache_dir
     from niriss_pipe.core.progress import human_bytes
+    from niriss_pipe.engine.client import Engine
     from niriss_pipe.spec.load import load_spec
-    from niriss_pipe.spec.lock import check
 
     spec = load_spec(args.spec)
-    lock = check(spec)
-    folder = args.to or cache_dir()
     started = time.monotonic()
-    shown = reporter if (reporter.tty or args.verbose) else None  # quiet in a log
-    found = resolve(lock.read_text(), folder, shown)
-    size = sum(item.size for item in found.values())
-    reporter.say(f"{len(found)} verified wheels ({human_bytes(size)}) for {args.spec} in "
-                 f"{folder} ({time.monotonic() - started:.1f} s); build with no network: "
+    wheels, debs = fetch_files(spec, Engine(reporter), BuildOptions(wheels=args.to),
+                               progress=reporter.tty or args.verbose)  # quiet in a log
+    size = sum(item.path.stat().st_size for item in wheels.values())
+    debs_size = sum(item.path.stat().st_size for item in debs.values())
+    where = args.to or cache_dir()
+    debs_where = args.to / FOLDER if args.to else debs_cache_dir()
+    reporter.say(f"{len(wheels)} verified wheels ({human_bytes(size)}) in {where} and "
+                 f"{len(debs)} OS packages ({human_bytes(debs_size)}) in {debs_where} for "
+                 f"{args.spec} ({time.monotonic() - started:.1f} s); build with no network: "
                  f"{prog()} build {args.spec} --offline"
-                 + (f" --wheels {folder}" if args.to else ""))
+                 + (f" --wheels {args.to}" if args.to else ""))
     return 0
 
 

@@ -200,6 +200,29 @@ class Engine:
             container.remove(force=True)
         return code, stdout, stderr
 
+    @contextlib.contextmanager
+    def run_collect(self, image: str, command: list[str], folder: str, *,
+                    environment: dict | None = None, chunk_size: int = 1 << 20
+                    ) -> Iterator[tuple[int, str, Iterator[bytes] | None]]:
+        """Run ``command`` with the build's network (the default bridge, or
+        $NIRISS_PIPE_BUILD_NETWORK) and yield its exit code, its output and, when it exited
+        0, ``folder`` of the stopped container as a tar stream (no bind mount: a remote or
+        rootless engine cannot write the host's folders). The container is removed on
+        leaving the block."""
+        with self._api_errors(f"run a container of {image}"):
+            container = self.client.containers.create(
+                image, command=command, init=True, environment=environment or {},
+                network_mode=os.environ.get(BUILD_NETWORK_ENV) or None)
+            try:
+                container.start()
+                code = container.wait()["StatusCode"]
+                output = container.logs(stdout=True, stderr=True).decode(errors="replace")
+                chunks = container.get_archive(folder, chunk_size=chunk_size)[0] \
+                    if code == 0 else None
+                yield code, output, chunks
+            finally:
+                container.remove(force=True)
+
     @_guarded("read the labels of {0}")
     def image_labels(self, reference: str) -> dict[str, str]:
         return self.client.images.get(check_reference(reference)).labels or {}

@@ -18,7 +18,9 @@ from niriss_pipe.render.dockerfile import (
     BUILD_ENV_NAME,
     BUILD_ONLY_NAME,
     CA_BUNDLE_NAME,
+    DEBS_NAME,
     LOCK_NAME,
+    OS_PACKAGES_NAME,
     OVERLAPS_NAME,
     WHEELS_NAME,
     build_env,
@@ -92,11 +94,13 @@ class BuildContext:
 def make_context(dockerfile: str, lock: bytes, ca_bundle: Path | None = None,
                  crds_files: dict[str, bytes] | None = None,
                  crds_disk: dict[str, DiskFile] | None = None,
-                 wheels: dict[str, DiskFile] | None = None) -> BuildContext:
+                 wheels: dict[str, DiskFile] | None = None,
+                 debs: dict[str, DiskFile] | None = None) -> BuildContext:
     """Collect the lock, the runtime package, the entrypoint, and what only the build needs
     (under ``build-only/``: the build steps' settings, when asked a CA bundle, the verified
-    wheels the lock names, ``{file name: file}``); for baked images the CRDS cache files
-    (under ``crds/``)."""
+    wheels the lock names, ``{file name: file}``; under ``os-packages/debs/``: the verified
+    .deb files and their SHA256SUMS, which may be empty); for baked images the CRDS cache
+    files (under ``crds/``)."""
     files = {"niriss_pipe/__init__.py": (PACKAGE_DIR / "__init__.py").read_bytes()}
     for name in runtime_files():
         files[f"niriss_pipe/runtime/{name}"] = (PACKAGE_DIR / "runtime" / name).read_bytes()
@@ -109,5 +113,9 @@ def make_context(dockerfile: str, lock: bytes, ca_bundle: Path | None = None,
         files[f"{only}/{CA_BUNDLE_NAME}"] = ca_bundle.read_bytes()
     files.update(crds_files or {})
     disk = {f"{only}/{WHEELS_NAME}/{name}": item for name, item in (wheels or {}).items()}
+    debs = debs or {}
+    files[f"{OS_PACKAGES_NAME}/{DEBS_NAME}/SHA256SUMS"] = "".join(
+        f"{debs[name].sha1}  {name}\n" for name in sorted(debs)).encode()
+    disk.update({f"{OS_PACKAGES_NAME}/{DEBS_NAME}/{name}": item for name, item in debs.items()})
     disk.update(crds_disk or {})
     return BuildContext(dockerfile=dockerfile, files=files, disk=disk)

@@ -29,6 +29,11 @@ CA_BUNDLE_NAME = "ca-bundle.crt"  # in it: the build host's CA bundle, when one 
 BUILD_ENV_NAME = "build.env"  # ... the build steps' settings, sourced by each RUN
 OVERLAPS_NAME = "overlaps.py"  # ... templates/overlaps.py: files two wheels install, made stable
 WHEELS_NAME = "wheels"  # ... the verified wheels the lock names (build/wheels.py)
+# The OS packages come the same way, in a build-only layer of their own before the os-packages
+# step: this folder of the context, holding DEBS_NAME/ (the verified .deb files, build/debs.py,
+# and their SHA256SUMS).
+OS_PACKAGES_NAME = "os-packages"
+DEBS_NAME = "debs"
 # uv installs the lock: this wheel from PyPI, by its sha256, unpacked in the build folder.
 UV_VERSION = "0.13.9"
 UV_WHEEL = "uv-0.13.9-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
@@ -84,6 +89,8 @@ def writer_context(spec: ImageSpec, *, imap: str | None = None, ca_bundle: bool 
         "tags": {"pmap": names.pmap_tag(spec), "full": names.full_tag(spec)},
         "base": {"reference": spec.base.reference},
         "apt_packages": names.apt_packages(spec),
+        "os_packages": OS_PACKAGES_NAME,
+        "debs": in_build(DEBS_NAME),
         "ca_bundle": CA_BUNDLE_NAME if ca_bundle else None,
         "manager": spec.manager,
         "python_version": spec.python_version,

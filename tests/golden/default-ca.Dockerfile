@@ -9,12 +9,20 @@ SHELL ["/bin/sh", "-eu", "-c"]
 ENV LANG=C.UTF-8 LC_ALL=C.UTF-8 DEBIAN_FRONTEND=noninteractive
 
 # == stage: os-packages ==
-# apt's lists, caches and logs (times, host details) are not part of the image.
-RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates python3 python3-venv \
+# ca-certificates python3 python3-venv and what they need that the base lacks: the .deb files apt
+# downloaded for this base on the build host (build.py fetch; build/debs.py), checked by their
+# sha256 and installed with no network. They come in a build-only layer under
+# /tmp/niriss-pipe-build, which the image is rewritten without. apt's logs and caches (times,
+# host details) are not part of the image.
+COPY os-packages/ /tmp/niriss-pipe-build/
+RUN cd /tmp/niriss-pipe-build/debs \
+ && if [ -s SHA256SUMS ]; then sha256sum -c --quiet SHA256SUMS \
+      && apt-get install -y --no-install-recommends /tmp/niriss-pipe-build/debs/*.deb; fi \
+ && cd / \
  && apt-get clean \
- && rm -rf /var/lib/apt/lists/* /var/log/apt/*.log /var/log/dpkg.log /var/log/alternatives.log \
-      /var/cache/ldconfig/aux-cache /var/cache/debconf/*-old /var/lib/dpkg/*-old
+ && rm -rf /tmp/niriss-pipe-build /var/lib/apt/lists/* /var/log/apt/*.log /var/log/dpkg.log \
+      /var/log/alternatives.log /var/cache/ldconfig/aux-cache /var/cache/debconf/*-old \
+      /var/lib/dpkg/*-old
 
 # The Python environment, made in the image's own lineage: copying it out of a stage of its own
 # costs as much again as installing it.

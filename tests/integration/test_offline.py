@@ -11,7 +11,8 @@ from tests.helpers import ROOT, cli, docker, remove_repository, write_spec
 
 pytestmark = pytest.mark.engine
 REPOSITORY = "niriss-pipe-offline"
-OTHER_EPOCH = "1750000001"  # the environment stage runs again; os-packages stays cached
+OTHER_EPOCH = "1750000001"  # the environment stage runs again
+EXTRA_APT = "less"  # not in the default image: the os-packages stage runs too, offline
 
 
 @pytest.fixture(scope="module")
@@ -19,6 +20,7 @@ def offline_spec(tmp_path_factory):
     folder = tmp_path_factory.mktemp("offline")
     data = yaml.safe_load((ROOT / "images" / "default.yaml").read_text())
     data["name"] = REPOSITORY
+    data["packages"] = {"apt": [EXTRA_APT]}
     yield write_spec(folder, "offline", data)
     remove_repository(REPOSITORY)
 
@@ -35,23 +37,33 @@ def test_offline_without_the_wheels_fails_at_once_naming_fetch(offline_spec, tmp
 
 def test_fetch_then_offline_build_with_the_network_off(offline_spec, tmp_path, default_build,
                                                        engine):
-    """The environment stage (venv, uv, the 61 wheels, bytecode, pip check, import jwst) runs
-    again under another SOURCE_DATE_EPOCH with network_mode none, from the wheelhouse."""
+    """Every stage runs with network_mode none, from the carried folder: os-packages (the
+    spec adds a package no cached layer has) installs the fetched .deb files, and the
+    environment stage (venv, uv, the 61 wheels, bytecode, pip check, import jwst) runs again
+    under another SOURCE_DATE_EPOCH."""
     house = tmp_path / "wheelhouse"
     fetched = cli("fetch", str(offline_spec), "--to", str(house))
     assert "62 verified wheels" in fetched.stdout
+    debs = sorted(path.name for path in (house / "os-packages").glob("*/*.deb"))
+    assert f"{len(debs)} OS packages" in fetched.stdout and len(debs) > 20  # python3 and all
+    assert any(name.startswith(f"{EXTRA_APT}_") for name in debs)
     proc = cli("build", str(offline_spec), "--offline", "--wheels", str(house), "-v",
                "--no-selftest", env={"SOURCE_DATE_EPOCH": OTHER_EPOCH})
     out = proc.stdout
+    assert f"Unpacking {EXTRA_APT} " in out and "Unpacking python3.11-minimal " in out
     assert "uv-0.13.9.data/scripts/uv pip install" in out and "jwst 3.0.0 crds" in out
     inspected = docker("image", "inspect", f"{REPOSITORY}:jwst_1584", "--format",
                        "{{.Size}}").stdout
     assert int(inspected) > 0
     found = docker("run", "--rm", "--network", "none", "--entrypoint", "sh",
                    f"{REPOSITORY}:jwst_1584", "-c",
-                   "ls /tmp; cat /opt/env/lib/python3.11/site-packages/jwst-3.0.0.dist-info/"
-                   "INSTALLER").stdout.split()
-    assert found == ["uv"]  # neither the wheels nor uv reached the image; uv installed jwst
+                   "ls /tmp /var/cache/apt/archives; dpkg-query -W -f '${Status}\\n' "
+                   f"{EXTRA_APT}; cat /opt/env/lib/python3.11/site-packages/"
+                   "jwst-3.0.0.dist-info/INSTALLER").stdout.split()
+    # neither the wheels, uv nor the .deb files reached the image; less is installed, uv
+    # installed jwst
+    assert found == ["/tmp:", "/var/cache/apt/archives:", "lock", "partial", "install", "ok",
+                     "installed", "uv"], found
 
 
 def test_base_save_load_round_trip(tmp_path, default_build, engine):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -88,3 +89,6 @@ def test_clean_dry_run_lists_only_what_the_tool_made(tmp_path, default_build, sy
     assert any("niriss-pipe-base:bookworm-minbase-27f28161" in line for line in lines)
     assert any(line.endswith("jwst_9999.pmap") for line in lines)
     assert (synthetic_cache / "mappings/jwst/jwst_9999.pmap").is_file()  # dry run: kept
+    packages = [line.split()[2].rstrip("/") for line in lines
+                if line.endswith("(OS packages of a removed base)")]
+    assert packages and all((Path(folder) / "manifest.json").is_file() for folder in packages)

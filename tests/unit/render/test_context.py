@@ -73,3 +73,32 @@ def test_the_build_steps_settings_name_the_ca_bundle_only_in_the_build_folder(tm
     assert plain.files["build-only/build.env"].decode().splitlines()[1:] == [
         f"HOME={BUILD_DIR}/home"]
     assert not [name for name in plain.files if name.endswith(".crt")]
+
+
+def test_os_packages_ride_in_their_own_folder_with_their_sums(tmp_path):
+    """Verified .deb files go under os-packages/debs/ (the os-packages stage's build-only
+    layer) with a SHA256SUMS sha256sum -c checks inside the build; with none, the sums file
+    is empty (the stage then installs nothing) and the content tag follows each file."""
+    import hashlib
+
+    from niriss_pipe.render.context import DiskFile
+
+    deb = tmp_path / "python3_3.11.2-1+b1_amd64.deb"
+    deb.write_bytes(b"!<arch>\n")
+    digest = hashlib.sha256(deb.read_bytes()).hexdigest()
+    other = tmp_path / "libc6_2.36-9_amd64.deb"
+    other.write_bytes(b"libc")
+    files = {deb.name: DiskFile(deb, digest, "sha256"),
+             other.name: DiskFile(other, hashlib.sha256(b"libc").hexdigest(), "sha256")}
+    one = make_context("FROM x\n", LOCK, debs=files)
+    sums = one.files["os-packages/debs/SHA256SUMS"].decode()
+    assert sums == (f"{files[other.name].sha1}  {other.name}\n"
+                    f"{digest}  {deb.name}\n")  # sorted, sha256sum's own format
+    with tarfile.open(fileobj=io.BytesIO(one.tar())) as tar:
+        assert tar.extractfile(f"os-packages/debs/{deb.name}").read() == b"!<arch>\n"
+    empty = make_context("FROM x\n", LOCK)
+    assert empty.files["os-packages/debs/SHA256SUMS"] == b""
+    assert content_tag(one, "sha256:1") != content_tag(empty, "sha256:1")
+    changed = make_context("FROM x\n", LOCK, debs={**files, deb.name: DiskFile(deb, "0" * 64,
+                                                                             "sha256")})
+    assert content_tag(changed, "sha256:1") != content_tag(one, "sha256:1")
