@@ -106,7 +106,8 @@ def add_parsers(sub, parents) -> None:
     p.set_defaults(handler=demo)
 
     p = sub.add_parser("clean", parents=[common],
-                       help="remove images, demo output and synthetic contexts this tool made")
+                       help="remove images, demo output, synthetic contexts and the OS packages of "
+                       "removed bases this tool made")
     p.add_argument("--dry-run", action="store_true", help="only list what would be removed")
     p.add_argument("--cache", type=Path, default=default_cache(),
                    help=f"the cache the demo wrote its synthetic context into {CACHE_HELP}")
