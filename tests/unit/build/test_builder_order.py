@@ -75,6 +75,13 @@ def no_wheels(monkeypatch):
     monkeypatch.setattr(builder, "context_wheels", lambda *args: {})
 
 
+@pytest.fixture(autouse=True)
+def no_os_packages(monkeypatch):
+    """The OS packages are build/debs.py's (tests/unit/build/test_debs.py): apt is not run
+    and the host's os-packages cache is not read here."""
+    monkeypatch.setattr(builder, "os_packages", lambda *args: {})
+
+
 @pytest.fixture
 def spec():
     return load_spec(ROOT / "images" / "default.yaml")
