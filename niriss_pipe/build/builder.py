@@ -80,7 +80,7 @@ def prepare(engine: Engine, spec: ImageSpec, options: BuildOptions, base: Resolv
     """Render the Dockerfile and collect the build context: the checked ``lock``, its
     ``wheels`` (``context_wheels``) and the OS packages for ``base`` (``os_packages``)."""
     ca = find_ca_bundle(options.ca_bundle)
-    packages = os_packages(engine, spec, options, base)
+    packages = os_packages(engine, spec, options, base).files
     dockerfile = _render(spec, options, ca, wheelhouse=wheels is not None)
     if baked is None:
         return make_context(dockerfile, lock.read_bytes(), ca, wheels=wheels, debs=packages)
@@ -89,8 +89,8 @@ def prepare(engine: Engine, spec: ImageSpec, options: BuildOptions, base: Resolv
 
 
 def os_packages(engine: Engine, spec: ImageSpec, options: BuildOptions,
-                base: ResolvedBase) -> dict[str, DiskFile]:
-    """``{file name: verified .deb}`` for the os-packages stage (build/debs.py), from the
+                base: ResolvedBase) -> debs.OsPackages:
+    """The verified .deb files for the os-packages stage (build/debs.py), from the
     fetched folder (``--wheels DIR``: its ``os-packages/``) or the host's cache; downloaded
     by apt in a container of the base when missing, unless offline."""
     root = options.wheels / debs.FOLDER if options.wheels else debs.cache_dir()
@@ -99,7 +99,12 @@ def os_packages(engine: Engine, spec: ImageSpec, options: BuildOptions,
                          fetch_hint=f"{prog()} fetch {spec.path}"
                          + (f" {opt('to')} {options.wheels}" if options.wheels else ""),
                          environment=proxy_buildargs())
-    return found.files
+    return found
+
+
+def _disk_files(found: dict) -> dict[str, DiskFile]:
+    """Verified wheels (build/wheels.py) as build-context files, checked by their sha256."""
+    return {name: DiskFile(item.path, item.sha256, "sha256") for name, item in found.items()}
 
 
 def context_wheels(spec: ImageSpec, options: BuildOptions, lock_text: str,
@@ -120,19 +125,19 @@ def context_wheels(spec: ImageSpec, options: BuildOptions, lock_text: str,
             reporter.detail(f"{spec.path}: {len(err.sources)} locked package(s) have no wheel "
                             "for this image: pip installs the lock from the index in the build")
         return None
-    return {name: DiskFile(item.path, item.sha256, "sha256") for name, item in found.items()}
+    return _disk_files(found)
 
 
 def fetch(spec: ImageSpec, engine: Engine, options: BuildOptions, progress: bool = False
-          ) -> tuple[dict[str, DiskFile], dict[str, DiskFile]]:
+          ) -> tuple[dict[str, DiskFile], debs.OsPackages]:
     """Everything an ``--offline`` build of ``spec`` needs on this host but the base: the
     verified wheels its lock names and the OS packages for its base (made here when
     missing), into ``options.wheels`` (its ``os-packages/``) or the host's caches."""
     lock = locking.check(spec)
     found = resolve_wheels(lock.read_text(), options.wheels or wheel_cache_dir(),
                            engine.reporter if progress else None)
-    wheels = {name: DiskFile(item.path, item.sha256, "sha256") for name, item in found.items()}
-    return wheels, os_packages(engine, spec, options, resolve_base(engine, spec.base))
+    packages = os_packages(engine, spec, options, resolve_base(engine, spec.base))
+    return _disk_files(found), packages
 
 
 def build(spec: ImageSpec, engine: Engine, options: BuildOptions) -> BuildResult:
@@ -142,15 +147,17 @@ def build(spec: ImageSpec, engine: Engine, options: BuildOptions) -> BuildResult
     for warning in spec.warnings:
         engine.reporter.warn(f"{spec.path}: {warning}")
     lock = locking.check(spec)  # before any download or build: a stale lock is a user error
-    baked = None
+    lock_text = lock.read_text()
+    baked = inputs = None
     if spec.references == "bake":  # scope datasets: the image's own jwst chooses them
-        chooser = environment_image(engine, spec, options, lock) \
-            if spec.scope == "datasets" else None
+        chooser = None
+        if spec.scope == "datasets":
+            inputs = _environment_inputs(engine, spec, options, lock_text)
+            chooser = environment_image(engine, spec, options, lock, *inputs)
         baked = bake_cache(spec, options, engine.reporter, image=chooser)
-    wheels = context_wheels(spec, options, lock.read_text(), engine.reporter)
-    base = resolve_base(engine, spec.base)
+    wheels, base = inputs or _environment_inputs(engine, spec, options, lock_text)
     context = prepare(engine, spec, options, base, lock, wheels, baked)
-    epoch = options.source_date_epoch or build_epoch(lock.read_text())
+    epoch = options.source_date_epoch or build_epoch(lock_text)
     image_args = {**label_args(base.digest, epoch), "SOURCE_DATE_EPOCH": epoch}
     ctag = content_tag(context, base.image_id, image_args)
     existing = engine.image_id(f"{spec.name}:{ctag}")
@@ -219,13 +226,19 @@ def _selftest(engine: Engine, image_id: str, options: BuildOptions) -> tuple[str
     return output, None
 
 
-def environment_image(engine: Engine, spec: ImageSpec, options: BuildOptions,
-                      lock: Path) -> str:
+def _environment_inputs(engine: Engine, spec: ImageSpec, options: BuildOptions,
+                        lock_text: str) -> tuple[dict[str, DiskFile] | None, ResolvedBase]:
+    """The wheels (``context_wheels``) and the base the environment is made from: found
+    once per build (hashing the wheels costs seconds)."""
+    return context_wheels(spec, options, lock_text, engine.reporter), \
+        resolve_base(engine, spec.base)
+
+
+def environment_image(engine: Engine, spec: ImageSpec, options: BuildOptions, lock: Path,
+                      wheels: dict[str, DiskFile] | None, base: ResolvedBase) -> str:
     """The spec's environment build stage (its jwst, crds and datamodels), built or found in
     the layer cache: what chooses a ``scope: datasets`` bake's references before the image
     exists."""
-    wheels = context_wheels(spec, options, lock.read_text(), engine.reporter)
-    base = resolve_base(engine, spec.base)
     outcome = engine.build(prepare(engine, spec, options, base, lock, wheels),
                            proxy_buildargs(), target=ENVIRONMENT_STAGE, offline=options.offline)
     _name_stages(engine, spec, {ENVIRONMENT_STAGE: outcome.image_id})

@@ -302,8 +302,6 @@ def fetch(args, reporter: Reporter) -> int:
     import time
 
     from niriss_pipe.build.builder import fetch as fetch_files
-    from niriss_pipe.build.debs import FOLDER
-    from niriss_pipe.build.debs import cache_dir as debs_cache_dir
     from niriss_pipe.build.options import BuildOptions
     from niriss_pipe.build.wheels import cache_dir
     from niriss_pipe.core.progress import human_bytes
@@ -315,11 +313,9 @@ def fetch(args, reporter: Reporter) -> int:
     wheels, debs = fetch_files(spec, Engine(reporter), BuildOptions(wheels=args.to),
                                progress=reporter.tty or args.verbose)  # quiet in a log
     size = sum(item.path.stat().st_size for item in wheels.values())
-    debs_size = sum(item.path.stat().st_size for item in debs.values())
     where = args.to or cache_dir()
-    debs_where = args.to / FOLDER if args.to else debs_cache_dir()
     reporter.say(f"{len(wheels)} verified wheels ({human_bytes(size)}) in {where} and "
-                 f"{len(debs)} OS packages ({human_bytes(debs_size)}) in {debs_where} for "
+                 f"{len(debs.files)} OS packages ({human_bytes(debs.size)}) in {debs.folder} for "
                  f"{args.spec} ({time.monotonic() - started:.1f} s); build with no network: "
                  f"{prog()} build {args.spec} --offline"
                  + (f" --wheels {args.to}" if args.to else ""))

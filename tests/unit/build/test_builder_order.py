@@ -7,6 +7,7 @@ passed, the content tag last, and a failed self-test removes the new image.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -79,7 +80,8 @@ def no_wheels(monkeypatch):
 def no_os_packages(monkeypatch):
     """The OS packages are build/debs.py's (tests/unit/build/test_debs.py): apt is not run
     and the host's os-packages cache is not read here."""
-    monkeypatch.setattr(builder, "os_packages", lambda *args: {})
+    monkeypatch.setattr(builder, "os_packages",
+                        lambda *args: builder.debs.OsPackages(Path("os-packages"), {}))
 
 
 @pytest.fixture
