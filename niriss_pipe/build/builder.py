@@ -147,6 +147,7 @@ def build(spec: ImageSpec, engine: Engine, options: BuildOptions) -> BuildResult
     for warning in spec.warnings:
         engine.reporter.warn(f"{spec.path}: {warning}")
     lock = locking.check(spec)  # before any download or build: a stale lock is a user error
+    require_classic_store(engine)
     lock_text = lock.read_text()
     baked = inputs = None
     if spec.references == "bake":  # scope datasets: the image's own jwst chooses them
@@ -206,6 +207,24 @@ def build(spec: ImageSpec, engine: Engine, options: BuildOptions) -> BuildResult
                          selftest_reused_from=reused)
     write_build_record(spec, engine, result, base, no_cache=options.no_cache)
     return result
+
+
+def require_classic_store(engine: Engine) -> None:
+    """Refuse, before any work, an engine that keeps images in containerd's image store:
+    there an image is named by its manifest's digest, and a loaded image gets an id of the
+    engine's making, so the rewrite's id (the sha256 of the image config, the same on any
+    classic engine) cannot be the image's, and no build would end in a checked image."""
+    if engine.image_store() == "containerd":
+        raise UserError("this Docker Engine keeps images in containerd's image store "
+                        "('docker info' shows driver-type io.containerd.snapshotter.v1; Docker "
+                        "29 does on a new install), which names an image by its manifest's "
+                        "digest: a bit-identical image, named by the sha256 of its config, "
+                        "cannot be built or checked there.",
+                        "switch the engine to its classic store: in /etc/docker/daemon.json set "
+                        "\"features\": {\"containerd-snapshotter\": false}, restart dockerd "
+                        "(images made in the containerd store are not seen by the classic one), "
+                        "then build again; or point DOCKER_HOST at an engine with the classic "
+                        "store.")
 
 
 def _selftest(engine: Engine, image_id: str, options: BuildOptions) -> tuple[str, str | None]:

@@ -157,6 +157,18 @@ class Engine:
     def server_version(self) -> dict:
         return self.client.version()
 
+    @_guarded("ask how it stores images")
+    def image_store(self) -> str:
+        """``containerd`` when the engine keeps images in containerd's image store (Docker
+        29 does on a new install; ``docker info``: driver-type io.containerd.snapshotter.v1),
+        which names an image by its manifest's digest; else ``classic`` (graph drivers such
+        as overlay2), which names it by its config's."""
+        status = self.client.info().get("DriverStatus") or []
+        containerd = any(isinstance(pair, (list, tuple)) and len(pair) == 2
+                         and pair[0] == "driver-type" and "containerd" in str(pair[1])
+                         for pair in status)
+        return "containerd" if containerd else "classic"
+
     @contextlib.contextmanager
     def _api_errors(self, what: str):
         with self.sdk_errors(what):

@@ -47,3 +47,12 @@ def test_an_engine_that_is_not_running(tmp_path, args):
     assert "Traceback" not in proc.stderr
     assert "cannot reach a Docker Engine" in proc.stderr and "start the Docker Engine" in \
         proc.stderr
+
+
+def test_this_engine_keeps_images_in_the_classic_store(engine):
+    """The real ``docker info`` read the way build reads it: this engine (overlay2) is one
+    that build accepts; containerd's store is refused before any work
+    (tests/unit/build/test_builder_order.py)."""
+    info = engine.client.info()
+    assert engine.image_store() == "classic", info.get("DriverStatus")
+    assert info["Driver"] in ("overlay2", "vfs", "btrfs", "zfs", "fuse-overlayfs"), info["Driver"]

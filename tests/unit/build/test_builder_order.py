@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from niriss_pipe.build import builder, stamps
+from niriss_pipe.cli.main import exit_code
 from niriss_pipe.core.errors import EngineError, UserError
 from niriss_pipe.core.progress import Reporter
 from niriss_pipe.engine.values import BuildOutcome, RunResult
@@ -27,7 +28,11 @@ class RecordingEngine:
         self.calls = []
         self.tags = dict(existing or {})
         self.selftest_code = selftest_code
+        self.store = "classic"
         self.env = ["PATH=/opt/env/bin:/usr/bin", "CRDS_CONTEXT=jwst_1584.pmap"]
+
+    def image_store(self):
+        return self.store
 
     def image_id(self, ref):
         if ref.startswith("niriss-pipe-base:"):
@@ -122,6 +127,20 @@ def test_existing_content_tag_is_a_no_op_that_repoints_user_tags(spec, tmp_path)
     result = builder.build(spec, second, options(tmp_path))
     assert not result.built and result.content_tag == ctag
     assert second.calls == [("tag", "jwst_1584")]
+
+
+def test_containerd_image_store_is_refused_before_any_work(spec, tmp_path):
+    """Under containerd's image store an image is named by its manifest's digest, so the
+    rewrite's id could never be the image's: one paragraph naming the engine setting and
+    the fix, exit code 2, and nothing built, run or tagged."""
+    engine = RecordingEngine()
+    engine.store = "containerd"
+    with pytest.raises(UserError) as caught:
+        builder.build(spec, engine, options(tmp_path))
+    assert "io.containerd.snapshotter.v1" in caught.value.what
+    assert '"containerd-snapshotter": false' in caught.value.fix
+    assert exit_code(caught.value) == 2
+    assert engine.calls == [] and engine.tags == {}
 
 
 def test_source_date_epoch_sets_created(monkeypatch):
