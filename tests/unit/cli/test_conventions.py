@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -237,8 +238,11 @@ def test_zsh_completion_loads_in_zsh(tmp_path):
     assert subprocess.run(["zsh", "-n", str(script)]).returncode == 0
     check = subprocess.run(
         ["zsh", "-f", "-c", f"fpath=({tmp_path} $fpath); autoload -U compinit; "
-         "compinit -u -d /dev/null; print -r -- $_comps[niriss-pipe]"],
+         "compinit -u -D; print -r -- $_comps[niriss-pipe]"],
         capture_output=True, text=True, env={**os.environ, "HOME": str(tmp_path)})
     assert check.stdout.strip() == "_niriss-pipe", check.stdout + check.stderr  # found
+    # -D: no dump file. 'compinit -d /dev/null' (before) renamed its dump over /dev/null and
+    # left root's machine a regular file there.
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode), "/dev/null is no longer a device"
     assert '{--scope,--references}"[' in proc.stdout
     assert ":scope:(none instrument datasets)" in proc.stdout
