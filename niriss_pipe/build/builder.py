@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from niriss_pipe.build import debs
@@ -74,18 +75,28 @@ def _render(spec: ImageSpec, options: BuildOptions, ca, wheelhouse: bool = True)
                             wheelhouse=wheelhouse)
 
 
-def prepare(engine: Engine, spec: ImageSpec, options: BuildOptions, base: ResolvedBase,
-            lock: Path, wheels: dict[str, DiskFile] | None,
+@dataclass(frozen=True)
+class EnvironmentInputs:
+    """What the environment is made from, found once per build (hashing the wheels and the
+    .deb files costs seconds): the verified wheels (``context_wheels``; None: the lock holds
+    source releases), the base, and the verified OS packages for it (``os_packages``)."""
+
+    wheels: dict[str, DiskFile] | None
+    base: ResolvedBase
+    packages: dict[str, DiskFile]
+
+
+def prepare(spec: ImageSpec, options: BuildOptions, lock: Path, inputs: EnvironmentInputs,
             baked: BakedCache | None = None) -> BuildContext:
     """Render the Dockerfile and collect the build context: the checked ``lock``, its
-    ``wheels`` (``context_wheels``) and the OS packages for ``base`` (``os_packages``)."""
+    wheels and the OS packages (``inputs``), and the baked references."""
     ca = find_ca_bundle(options.ca_bundle)
-    packages = os_packages(engine, spec, options, base).files
-    dockerfile = _render(spec, options, ca, wheelhouse=wheels is not None)
+    dockerfile = _render(spec, options, ca, wheelhouse=inputs.wheels is not None)
     if baked is None:
-        return make_context(dockerfile, lock.read_bytes(), ca, wheels=wheels, debs=packages)
+        return make_context(dockerfile, lock.read_bytes(), ca, wheels=inputs.wheels,
+                            debs=inputs.packages)
     return make_context(dockerfile, lock.read_bytes(), ca, crds_files=baked.files,
-                        crds_disk=baked.disk, wheels=wheels, debs=packages)
+                        crds_disk=baked.disk, wheels=inputs.wheels, debs=inputs.packages)
 
 
 def os_packages(engine: Engine, spec: ImageSpec, options: BuildOptions,
@@ -153,11 +164,12 @@ def build(spec: ImageSpec, engine: Engine, options: BuildOptions) -> BuildResult
     if spec.references == "bake":  # scope datasets: the image's own jwst chooses them
         chooser = None
         if spec.scope == "datasets":
-            inputs = _environment_inputs(engine, spec, options, lock_text)
-            chooser = environment_image(engine, spec, options, lock, *inputs)
+            inputs = environment_inputs(engine, spec, options, lock_text)
+            chooser = environment_image(engine, spec, options, lock, inputs)
         baked = bake_cache(spec, options, engine.reporter, image=chooser)
-    wheels, base = inputs or _environment_inputs(engine, spec, options, lock_text)
-    context = prepare(engine, spec, options, base, lock, wheels, baked)
+    inputs = inputs or environment_inputs(engine, spec, options, lock_text)
+    base = inputs.base
+    context = prepare(spec, options, lock, inputs, baked)
     epoch = options.source_date_epoch or build_epoch(lock_text)
     image_args = {**label_args(base.digest, epoch), "SOURCE_DATE_EPOCH": epoch}
     ctag = content_tag(context, base.image_id, image_args)
@@ -245,20 +257,20 @@ def _selftest(engine: Engine, image_id: str, options: BuildOptions) -> tuple[str
     return output, None
 
 
-def _environment_inputs(engine: Engine, spec: ImageSpec, options: BuildOptions,
-                        lock_text: str) -> tuple[dict[str, DiskFile] | None, ResolvedBase]:
-    """The wheels (``context_wheels``) and the base the environment is made from: found
-    once per build (hashing the wheels costs seconds)."""
-    return context_wheels(spec, options, lock_text, engine.reporter), \
-        resolve_base(engine, spec.base)
+def environment_inputs(engine: Engine, spec: ImageSpec, options: BuildOptions,
+                       lock_text: str) -> EnvironmentInputs:
+    """The wheels, the base and its OS packages the environment is made from."""
+    wheels = context_wheels(spec, options, lock_text, engine.reporter)
+    base = resolve_base(engine, spec.base)
+    return EnvironmentInputs(wheels, base, os_packages(engine, spec, options, base).files)
 
 
 def environment_image(engine: Engine, spec: ImageSpec, options: BuildOptions, lock: Path,
-                      wheels: dict[str, DiskFile] | None, base: ResolvedBase) -> str:
+                      inputs: EnvironmentInputs) -> str:
     """The spec's environment build stage (its jwst, crds and datamodels), built or found in
     the layer cache: what chooses a ``scope: datasets`` bake's references before the image
     exists."""
-    outcome = engine.build(prepare(engine, spec, options, base, lock, wheels),
+    outcome = engine.build(prepare(spec, options, lock, inputs),
                            proxy_buildargs(), target=ENVIRONMENT_STAGE, offline=options.offline)
     _name_stages(engine, spec, {ENVIRONMENT_STAGE: outcome.image_id})
     return outcome.image_id
