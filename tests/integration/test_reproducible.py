@@ -19,7 +19,7 @@ import yaml
 from niriss_pipe.spec import lock
 from tests.helpers import ROOT, cli, remove_repository, write_spec
 
-pytestmark = [pytest.mark.engine, pytest.mark.no_layer_cache]
+pytestmark = pytest.mark.engine
 
 # six 1.16.0's wheel on PyPI (py2.py3-none-any): a real, older release python-dateutil accepts.
 SIX_1_16_0 = ("six==1.16.0 \\\n    --hash=sha256:"
@@ -70,6 +70,7 @@ def second_engine(tmp_path_factory):
                               capture_output=True).returncode == 0, "docker0 is gone"
 
 
+@pytest.mark.no_layer_cache  # last, with the no-cache builds: the heaviest check
 def test_another_engine_rebuilds_the_default_image_bit_for_bit(second_engine, default_image_id,
                                                               engine):
     """The session's image, loaded into an empty engine that has never built anything, is
