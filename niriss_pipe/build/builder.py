@@ -243,8 +243,7 @@ def _selftest(engine: Engine, image_id: str, options: BuildOptions) -> tuple[str
     """The self-test's output, and the image whose verdict it is when it was reused: the
     verdict of the same environment (build/verdicts.py), unless --no-cache asks for
     everything anew."""
-    info = engine.image_info(image_id)
-    key = environment_key(info) if info else None
+    key = _environment_key(engine, image_id)
     verdicts = Verdicts()
     known = verdicts.passed(key) if key and not options.no_cache else None
     if known:
@@ -337,10 +336,17 @@ def _normalized_and_tested(engine: Engine, built: str, epoch: int, options: Buil
     if test:
         engine.reporter.say(f"  {'selftest':<14} {took:6.1f} s  {verdict_line(output)} "
                             "(beside normalize)")
-        info = engine.image_info(image_id)
-        if info:
-            Verdicts().remember(environment_key(info), image_id, output)
+        key = _environment_key(engine, image_id)
+        if key:
+            Verdicts().remember(key, image_id, output)
     return image_id, output, None
+
+
+def _environment_key(engine: Engine, image_id: str) -> str | None:
+    """What a self-test's verdict is remembered and found by (build/verdicts.py); None when
+    the engine no longer shows the image."""
+    info = engine.image_info(image_id)
+    return environment_key(info) if info else None
 
 
 def _timed_selftest(engine: Engine, image: str) -> tuple[str, float]:
