@@ -171,7 +171,8 @@ def build(spec: ImageSpec, engine: Engine, options: BuildOptions) -> BuildResult
     base = inputs.base
     context = prepare(spec, options, lock, inputs, baked)
     epoch = options.source_date_epoch or build_epoch(lock_text)
-    image_args = {**label_args(base.digest, epoch), "SOURCE_DATE_EPOCH": epoch}
+    image_args = {**label_args(base.digest, epoch, revision_label=options.revision_label,
+                               source_label=options.source_label), "SOURCE_DATE_EPOCH": epoch}
     ctag = content_tag(context, base.image_id, image_args)
     existing = engine.image_id(f"{spec.name}:{ctag}")
     if existing and not (options.force or options.no_cache):

@@ -21,6 +21,9 @@ class BuildOptions:
     # The image's times; None: $SOURCE_DATE_EPOCH, else the day its lock was resolved as of.
     source_date_epoch: str | None = None
     wheels: Path | None = None  # the verified wheel folder; None: build/wheels.cache_dir()
+    # The tool's revision and source labels; None: this checkout's (stamps.label_args).
+    revision_label: str | None = None
+    source_label: str | None = None
     offline: bool = False  # no download, no network in any build step
 
 

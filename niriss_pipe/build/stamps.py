@@ -44,16 +44,39 @@ def build_epoch(lock_text: str, environ=os.environ) -> str:
     return str(int(day.timestamp()))
 
 
-def label_args(base_digest: str, epoch: str | None = None) -> dict[str, str]:
-    """Build-time label values: creation time (SOURCE_DATE_EPOCH wins), git revision, base."""
+def label_args(base_digest: str, epoch: str | None = None, *, revision_label: str | None = None,
+               source_label: str | None = None) -> dict[str, str]:
+    """Build-time label values: creation time (SOURCE_DATE_EPOCH wins), git revision, base.
+    ``revision_label`` and ``source_label`` stand for this checkout's own (``verify --rebuild``
+    rebuilds an image under the labels of the tool that built it, as it takes its time)."""
     when = dt.datetime.fromtimestamp(int(epoch), dt.timezone.utc) if epoch \
         else dt.datetime.now(dt.timezone.utc)
     return {
         "NIRISS_PIPE_CREATED": when.replace(microsecond=0).isoformat().replace("+00:00", "Z"),
-        "NIRISS_PIPE_REVISION": revision(),
-        "NIRISS_PIPE_SOURCE": public_source(_git("config", "--get", "remote.origin.url")),
+        "NIRISS_PIPE_REVISION": revision() if revision_label is None else revision_label,
+        "NIRISS_PIPE_SOURCE": public_source(_git("config", "--get", "remote.origin.url"))
+        if source_label is None else source_label,
         "NIRISS_PIPE_BASE_DIGEST": base_digest,
     }
+
+
+def checked_tool_labels(revision_label: str | None, source_label: str | None, where: str
+                        ) -> tuple[str | None, str | None]:
+    """An image's revision and source labels, to build under again: a revision is 40 hex
+    digits (or empty: the tool knew none), a source is what ``public_source`` writes (a
+    network URL without credentials, or ``git@host:path``). Anything else is refused: this
+    tool never wrote it, so no build of it can give that image."""
+    if revision_label is not None and not re.fullmatch(r"(?:[0-9a-f]{40})?", revision_label):
+        raise UserError(f"{where}: its label org.opencontainers.image.revision "
+                        f"({revision_label[:60]!r}) is not a git revision (40 hex digits), so "
+                        "no build of this tool made it.",
+                        "rebuild only images this tool built (inspect shows their labels).")
+    if source_label is not None and source_label != public_source(source_label):
+        raise UserError(f"{where}: its label org.opencontainers.image.source "
+                        f"({source_label[:80]!r}) is not a source this tool writes (a network "
+                        "URL without credentials, or git@host:path).",
+                        "rebuild only images this tool built (inspect shows their labels).")
+    return revision_label, source_label
 
 
 def public_source(remote: str) -> str:

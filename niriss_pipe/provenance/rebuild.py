@@ -13,6 +13,7 @@ from pathlib import Path
 from niriss_pipe.build.builder import build
 from niriss_pipe.build.options import BuildOptions
 from niriss_pipe.build.records import find_records
+from niriss_pipe.build.stamps import checked_tool_labels, revision
 from niriss_pipe.core.errors import UserError, VerificationError, opt
 from niriss_pipe.provenance.imagediff import ImageDiff, compare_images
 from niriss_pipe.provenance.inspect import get_image, label_value
@@ -39,14 +40,23 @@ def rebuild_image(engine, reference: str, options: BuildOptions, spec_path: Path
                         "another image.", f"give {opt('spec')} the spec and lock the image was "
                         "built from (its build record holds both).")
     epoch = _epoch(labels.get("org.opencontainers.image.created"))
+    built_by, source = checked_tool_labels(labels.get("org.opencontainers.image.revision"),
+                                           labels.get("org.opencontainers.image.source"),
+                                           reference)
     say = engine.reporter.say
     say(f"rebuilding {reference} ({image.id[7:19]}) from {spec_path} with no layer cache")
+    other = built_by is not None and built_by != revision()
+    if other:  # the labels are the image's; what the rebuild compares is the rest
+        say(f"  built by revision {built_by[:12] or '(none)'}; this checkout is "
+            f"{revision()[:12] or '(no revision)'}: rebuilt with this checkout under the "
+            "image's revision and source labels")
     work = Path(tempfile.mkdtemp(prefix="niriss-pipe-rebuild-"))
     built: list[str] = []
     try:
         copy = load_spec(write_copy(spec_path, work, REPOSITORY))
         result = build(copy, engine, replace(options, no_cache=True, force=True, selftest=False,
-                                             source_date_epoch=epoch))
+                                             source_date_epoch=epoch, revision_label=built_by,
+                                             source_label=source))
         # the image, then its stages, each before the stage it was built on (its parent)
         built = [result.image_id, *reversed(result.stage_images.values())]
         diff = compare_images(engine, image.id, result.image_id)
@@ -55,10 +65,15 @@ def rebuild_image(engine, reference: str, options: BuildOptions, spec_path: Path
         if not diff.same:
             raise VerificationError(f"{reference} is not what its spec and lock build: "
                                     + diff.problem() + ".",
-                                    "the inputs differ (base, spec, tool version) or a build "
+                                    (f"this checkout is not the revision that built it: check "
+                                     f"out {built_by} (git worktree add DIR {built_by[:12]}) "
+                                     "and verify again there; else " if other and built_by
+                                     else "")
+                                    + "the inputs differ (base, spec, tool version) or a build "
                                     "step is not deterministic: see the layers and files "
                                     "above.")
-        say(f"{reference}: rebuilt bit for bit ({image.id})")
+        say(f"{reference}: rebuilt bit for bit ({image.id})"
+            + (f" by revision {revision()[:12] or '(none)'}" if other else ""))
         return diff
     finally:
         for image_id in built:

@@ -6,10 +6,13 @@ whose differing layer and files ``compare`` names.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
 import re
 import subprocess
+import tarfile
 import time
 from pathlib import Path
 
@@ -70,36 +73,77 @@ def second_engine(tmp_path_factory):
                               capture_output=True).returncode == 0, "docker0 is gone"
 
 
+# The revision an earlier commit of the tool would have written into the image's labels.
+EARLIER = "0123456789abcdef0123456789abcdef01234567"
+
+
+def relabel_into(image_id: str, old: str, new: str, tag: str, host: str) -> str:
+    """Stream the engine's save of ``image_id`` into the engine at ``host`` with ``old`` (its
+    revision label) written as ``new`` in its config, as a build by that revision would have
+    written it; return the new image's id (the sha256 of that config)."""
+    hex_id = image_id.split(":", 1)[1]
+    save = subprocess.Popen(["docker", "save", image_id], stdout=subprocess.PIPE)
+    load = subprocess.Popen(["docker", "-H", host, "load"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    new_id = None
+    with tarfile.open(fileobj=save.stdout, mode="r|") as src, \
+            tarfile.open(fileobj=load.stdin, mode="w|", format=tarfile.PAX_FORMAT) as dst:
+        for member in src:
+            data = src.extractfile(member) if member.isreg() else None
+            if member.name == f"{hex_id}.json":
+                text = data.read().decode()
+                assert text.count(old) >= 1, "the config names no revision"
+                config = text.replace(old, new).encode()
+                new_id = "sha256:" + hashlib.sha256(config).hexdigest()
+                member.name, member.size, data = f"{new_id[7:]}.json", len(config), \
+                    io.BytesIO(config)
+            elif member.name == "manifest.json":
+                manifest = json.loads(data.read())
+                manifest[0]["Config"], manifest[0]["RepoTags"] = f"{new_id[7:]}.json", [tag]
+                raw = json.dumps(manifest).encode()
+                member.size, data = len(raw), io.BytesIO(raw)
+            elif member.name == "repositories":
+                continue
+            dst.addfile(member, data)
+    load.stdin.close()
+    out, err = load.communicate()
+    assert save.wait() == 0 and load.returncode == 0, err.decode()
+    return new_id
+
+
 @pytest.mark.no_layer_cache  # last, with the no-cache builds: the heaviest check
 def test_another_engine_rebuilds_the_default_image_bit_for_bit(second_engine, default_image_id,
                                                               engine):
     """The session's image, loaded into an empty engine that has never built anything, is
     rebuilt there from its spec and lock with no layer cache (its debootstrap base made
-    anew): the same image id."""
+    anew): the same image id. It is loaded as an earlier commit of the tool would have made it
+    (its revision label that commit's): the rebuild builds under the image's labels, so it is
+    bit for bit that image, and says which checkout rebuilt it."""
+    from niriss_pipe.build.stamps import revision
+
     image_id = engine.image_id(default_image_id)  # the full id
+    here = engine.image_info(image_id).labels["org.opencontainers.image.revision"]
+    assert here == revision() and len(here) == 40
     default_image = "niriss-pipe-under-test:jwst_1584"  # a tag of ours: the image by id
     env = {**os.environ, "DOCKER_HOST": second_engine}
-    subprocess.run(["docker", "tag", image_id, default_image], check=True)
-    save = subprocess.Popen(["docker", "save", default_image], stdout=subprocess.PIPE)
-    load = subprocess.run(["docker", "-H", second_engine, "load"], stdin=save.stdout,
-                          capture_output=True, text=True)
-    assert save.wait() == 0 and load.returncode == 0, load.stderr
-    images = subprocess.run(["docker", "-H", second_engine, "images", "-q"],
+    earlier_id = relabel_into(image_id, here, EARLIER, default_image, second_engine)
+    assert earlier_id != image_id
+    images = subprocess.run(["docker", "-H", second_engine, "images", "-q", "--no-trunc"],
                             capture_output=True, text=True).stdout.split()
-    assert len(set(images)) == 1  # only the image under test: no base, no cache there
+    assert set(images) == {earlier_id}  # only the image under test: no base, no cache there
     proc = cli("verify", default_image, "--rebuild", "--no-selftest",
                env={"DOCKER_HOST": second_engine, "NIRISS_PIPE_BUILD_NETWORK": "host"},
                check=False)
     out = proc.stdout
     assert proc.returncode == 0, out + proc.stderr
     assert "making base" in out and "debuerreotype" in out  # the base was made there, anew
-    assert f"rebuilt bit for bit ({image_id})" in out
-    assert f"  image          identical ({image_id})" in out
+    assert f"  built by revision {EARLIER[:12]}; this checkout is {here[:12]}" in out, out
+    assert f"rebuilt bit for bit ({earlier_id}) by revision {here[:12]}" in out, out
+    assert f"  image          identical ({earlier_id})" in out
     rebuilt = [line for line in subprocess.run(
         ["docker", "-H", second_engine, "images", "--format", "{{.Repository}}"],
         capture_output=True, text=True, env=env).stdout.split() if "rebuild" in line]
     assert rebuilt == []  # the rebuild's tags are gone
-    subprocess.run(["docker", "rmi", default_image], check=False)
 
 
 def test_a_one_line_change_in_the_lock_is_another_image_and_compare_names_it(

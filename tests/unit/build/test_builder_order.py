@@ -7,6 +7,7 @@ passed, the content tag last, and a failed self-test removes the new image.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -175,6 +176,50 @@ def test_the_tools_revision_is_part_of_the_content_tag(spec, tmp_path, monkeypat
     assert len(set(tags)) == 3
     monkeypatch.setattr(stamps, "_git", lambda *args: "4ceafaf2b6d3c01a4561fb05a1faed26d2c0108b")
     assert builder.build(spec, RecordingEngine(), options(tmp_path)).content_tag == tags[0]
+
+
+def test_a_rebuild_under_the_images_tool_labels_is_the_image_of_that_revision(
+        spec, tmp_path, monkeypatch):
+    """``verify --rebuild`` builds under the revision and source labels of the image it checks
+    (as it builds under its time): the content tag, and so the image, is that revision's when
+    the files are the same, whatever this checkout's revision is."""
+    old, new = "4ceafaf2b6d3c01a4561fb05a1faed26d2c0108b", "95cb0ea" + "0" * 33
+    fork = "https://example.org/someone/niriss-pipe.git"
+    monkeypatch.setattr(stamps, "_git", lambda *args: old)
+    monkeypatch.setattr(stamps, "public_source", lambda remote: fork)
+    made_there = builder.build(spec, RecordingEngine(), options(tmp_path)).content_tag
+    monkeypatch.setattr(stamps, "_git", lambda *args: new)
+    monkeypatch.setattr(stamps, "public_source", lambda remote: stamps.PROJECT_URL)
+    here = builder.build(spec, RecordingEngine(), options(tmp_path)).content_tag
+    as_there = builder.build(spec, RecordingEngine(), replace(
+        options(tmp_path), revision_label=old, source_label=fork)).content_tag
+    assert here != made_there and as_there == made_there
+    args = stamps.label_args("sha256:abc", "1700000000", revision_label="", source_label=fork)
+    assert args["NIRISS_PIPE_REVISION"] == "" and args["NIRISS_PIPE_SOURCE"] == fork
+
+
+@pytest.mark.parametrize("revision, source", [
+    ("4ceafaf2b6d3; rm -rf ~", None),
+    ("$(id)", None),
+    ("4ceafaf2b6d3c01a4561fb05a1faed26d2c0108", None),  # 39 digits
+    ("4CEAFAF2B6D3C01A4561FB05A1FAED26D2C0108B", None),
+    ("4ceafaf2b6d3c01a4561fb05a1faed26d2c0108b\n", None),
+    (None, "https://user:ghp_secret@github.com/team/repo"),
+    (None, "file:///etc/passwd"),
+    (None, "https://example.org/x\"; echo owned"),
+    (None, "https://example.org/a b"),
+    (None, ""),
+])
+def test_tool_labels_this_tool_never_writes_are_refused(revision, source):
+    with pytest.raises(UserError, match="org.opencontainers.image.(revision|source)") as err:
+        stamps.checked_tool_labels(revision, source, "niriss-pipe:old")
+    assert "niriss-pipe:old" in str(err.value)
+
+
+def test_tool_labels_this_tool_writes_are_kept():
+    for revision, source in [("4ceafaf2b6d3c01a4561fb05a1faed26d2c0108b", stamps.PROJECT_URL),
+                             ("", "git@github.com:team/repo.git"), (None, None)]:
+        assert stamps.checked_tool_labels(revision, source, "x") == (revision, source)
 
 
 @pytest.mark.parametrize("value", ["yesterday", "1.5", "-1", "١٧٠٠٠٠٠٠٠٠", "17\n"])
