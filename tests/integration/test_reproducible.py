@@ -105,8 +105,7 @@ def relabel_into(image_id: str, old: str, new: str, tag: str, host: str) -> str:
             elif member.name == "repositories":
                 continue
             dst.addfile(member, data)
-    load.stdin.close()
-    out, err = load.communicate()
+    out, err = load.communicate()  # closes its stdin: the end of the archive
     assert save.wait() == 0 and load.returncode == 0, err.decode()
     return new_id
 
