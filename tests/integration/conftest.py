@@ -15,8 +15,11 @@ import pytest
 from tests.helpers import ROOT, cli, docker
 
 # Build records and logs of test builds go to scratch folders, not the checkout's build/.
-os.environ.setdefault("NIRISS_PIPE_RECORDS", tempfile.mkdtemp(prefix="niriss-pipe-records-"))
-os.environ.setdefault("NIRISS_PIPE_LOGS", tempfile.mkdtemp(prefix="niriss-pipe-logs-"))
+# (made only when unset: a collection by the unit tier's check sets them, and leaves nothing)
+for _name, _prefix in (("NIRISS_PIPE_RECORDS", "niriss-pipe-records-"),
+                       ("NIRISS_PIPE_LOGS", "niriss-pipe-logs-")):
+    if not os.environ.get(_name):
+        os.environ[_name] = tempfile.mkdtemp(prefix=_prefix)
 
 
 @pytest.fixture(scope="session")
