@@ -62,14 +62,14 @@ def label_args(base_digest: str, epoch: str | None = None, *, revision_label: st
 
 def checked_tool_labels(revision_label: str | None, source_label: str | None, where: str
                         ) -> tuple[str | None, str | None]:
-    """An image's revision and source labels, to build under again: a revision is 40 hex
-    digits (or empty: the tool knew none), a source is what ``public_source`` writes (a
+    """An image's revision and source labels, to build under again: a revision is a full
+    commit id (or empty: the tool knew none), a source is what ``public_source`` writes (a
     network URL without credentials, or ``git@host:path``). Anything else is refused: this
     tool never wrote it, so no build of it can give that image."""
-    if revision_label is not None and not re.fullmatch(r"(?:[0-9a-f]{40})?", revision_label):
+    if revision_label and not grammar.full(grammar.FULL_COMMIT, revision_label):
         raise UserError(f"{where}: its label org.opencontainers.image.revision "
-                        f"({revision_label[:60]!r}) is not a git revision (40 hex digits), so "
-                        "no build of this tool made it.",
+                        f"({revision_label[:60]!r}) is not a git revision (a full commit id: "
+                        "40 or 64 hex digits), so no build of this tool made it.",
                         "rebuild only images this tool built (inspect shows their labels).")
     if source_label is not None and source_label != public_source(source_label):
         raise UserError(f"{where}: its label org.opencontainers.image.source "
@@ -105,7 +105,7 @@ def _recorded_revision() -> str:
         text = (Path(__file__).resolve().parents[1] / "data" / "revision").read_text().strip()
     except OSError:
         return ""
-    return text if re.fullmatch(r"[0-9a-f]{40}", text) else ""
+    return text if grammar.full(grammar.FULL_COMMIT, text) else ""
 
 
 def _git(*args: str) -> str:

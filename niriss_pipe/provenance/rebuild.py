@@ -45,10 +45,11 @@ def rebuild_image(engine, reference: str, options: BuildOptions, spec_path: Path
                                            reference)
     say = engine.reporter.say
     say(f"rebuilding {reference} ({image.id[7:19]}) from {spec_path} with no layer cache")
-    other = built_by is not None and built_by != revision()
+    here = revision()  # git rev-parse, once
+    other = built_by is not None and built_by != here
     if other:  # the labels are the image's; what the rebuild compares is the rest
         say(f"  built by revision {built_by[:12] or '(none)'}; this checkout is "
-            f"{revision()[:12] or '(no revision)'}: rebuilt with this checkout under the "
+            f"{here[:12] or '(no revision)'}: rebuilt with this checkout under the "
             "image's revision and source labels")
     work = Path(tempfile.mkdtemp(prefix="niriss-pipe-rebuild-"))
     built: list[str] = []
@@ -73,7 +74,7 @@ def rebuild_image(engine, reference: str, options: BuildOptions, spec_path: Path
                                     "step is not deterministic: see the layers and files "
                                     "above.")
         say(f"{reference}: rebuilt bit for bit ({image.id})"
-            + (f" by revision {revision()[:12] or '(none)'}" if other else ""))
+            + (f" by revision {here[:12] or '(none)'}" if other else ""))
         return diff
     finally:
         for image_id in built:
