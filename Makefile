@@ -9,7 +9,7 @@ BATCH_ARGS ?=
 CHECK_ARGS ?=
 PREVIEW_ARGS ?=
 
-.PHONY: help demo image images base sync cache test unit unit-offline lint bench bench-sync bench-batch bench-fullframe clean
+.PHONY: help demo image images base sync cache test unit unit-offline lint bench bench-sync bench-batch bench-fullframe bench-normalize clean
 
 help:
 	@echo "make demo          build the default image, run detector1 on the bundled synthetic exposure"
@@ -31,6 +31,7 @@ help:
 	@echo "make bench-batch   only batch throughput: SLURM arrays per runtime against a host loop"
 	@echo "                   (BATCH_ARGS)"
 	@echo "make bench-fullframe  only the full-frame detector1: container vs host, 1 vs 2 cores"
+	@echo "make bench-normalize  only the bit-identical rewrite, phase by phase (after make image)"
 	@echo "make clean         remove the images, demo output and synthetic contexts this tool made"
 
 $(VENV)/.installed: pyproject.toml
@@ -80,6 +81,7 @@ lint: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) bench/run.py $(ARGS)
 	$(PY) bench/install.py
+	$(PY) bench/normalize.py
 	$(PY) bench/sync.py $(SYNC_ARGS)
 	$(PY) bench/batch.py $(BATCH_ARGS)
 	$(PY) bench/cachecheck.py $(CHECK_ARGS)
@@ -94,6 +96,9 @@ bench-batch: $(VENV)/.installed
 
 bench-fullframe: $(VENV)/.installed
 	$(PY) bench/fullframe.py $(FULL_ARGS)
+
+bench-normalize: $(VENV)/.installed
+	$(PY) bench/normalize.py
 
 clean: $(VENV)/.installed
 	$(PY) build.py clean $(ARGS)
