@@ -8,6 +8,7 @@ passed, and the content tag last, so "content tag exists" means "done".
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from niriss_pipe.build.wheels import SourcesInLock, sources_in
 from niriss_pipe.build.wheels import cache_dir as wheel_cache_dir
 from niriss_pipe.build.wheels import resolve as resolve_wheels
 from niriss_pipe.core.errors import EngineError, UserError, opt, prog
+from niriss_pipe.core.signals import stoppable
 from niriss_pipe.crds.hostcache import resolve_imap
 from niriss_pipe.engine.client import Engine
 from niriss_pipe.render import dockerfile as rendering
@@ -152,7 +154,14 @@ def fetch(spec: ImageSpec, engine: Engine, options: BuildOptions, progress: bool
 
 
 def build(spec: ImageSpec, engine: Engine, options: BuildOptions) -> BuildResult:
-    """Build ``spec`` unless an image with the same content exists; tag it after its self-test."""
+    """Build ``spec`` unless an image with the same content exists; tag it after its self-test.
+    Ctrl-C and SIGTERM stop it as a failure does (``stoppable``): no tag moves, and the
+    engine keeps only the completed build stages (engine/build.py ``discard_partial``)."""
+    with stoppable():
+        return _build(spec, engine, options)
+
+
+def _build(spec: ImageSpec, engine: Engine, options: BuildOptions) -> BuildResult:
     say = engine.reporter.say
     started = time.monotonic()
     for warning in spec.warnings:
@@ -202,6 +211,10 @@ def build(spec: ImageSpec, engine: Engine, options: BuildOptions) -> BuildResult
                                    offline=options.offline)
     except EngineError as err:  # completed build stages stay as the next try's cache
         _name_stages(engine, spec, getattr(err, "stage_images", {}))
+        raise
+    except KeyboardInterrupt as stop:  # ... also when stopped; an engine gone by then is
+        with contextlib.suppress(EngineError):  # no reason to say more than "interrupted"
+            _name_stages(engine, spec, getattr(stop, "stage_images", {}))
         raise
     _name_stages(engine, spec, outcome.stage_images)
     if key and outcome.stage_images.get(RUNTIME_STAGE):

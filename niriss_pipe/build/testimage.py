@@ -8,6 +8,7 @@ uses) and this tool's test runner.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from niriss_pipe.build.network import find_ca_bundle, proxy_buildargs
@@ -60,6 +61,10 @@ def ensure_test_image(engine, image: ImageInfo, reference: str, test_lock: Path,
         _name_stage(engine, repository, getattr(err, "stage_images", {}))
         raise EngineError(f"the test image of {reference} could not be built: {err.what}",
                           err.fix) from None
+    except KeyboardInterrupt as stop:  # the completed stages stay, as after a failure
+        with contextlib.suppress(EngineError):
+            _name_stage(engine, repository, getattr(stop, "stage_images", {}))
+        raise
     _name_stage(engine, repository, outcome.stage_images)
     engine.tag(outcome.image_id, repository, content)
     _tag(engine, outcome.image_id, repository, asked)

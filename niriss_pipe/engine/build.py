@@ -22,6 +22,10 @@ class BuildStream:
         self.engine = engine
         self.stage_of = [name for name, count in stages(dockerfile) for _ in range(count)]
         self.stage_ends = stage_ends(dockerfile)
+        # step number -> the short id of the image it made or took from the cache, as far as
+        # the build got; ``made``: the steps whose image this build made (not cached)
+        self.layers: dict[int, str] = {}
+        self.made: set[int] = set()
 
     def follow(self, stream) -> BuildOutcome:
         clock = StageClock(self.engine.reporter)
@@ -35,13 +39,13 @@ class BuildStream:
         stage_of = self.stage_of
         image_id = None
         step = 0
-        layers: dict[int, str] = {}  # step number -> the short id of the image it made
+        layers = self.layers
         uncached = False  # the current step has not (yet) reported "Using cache"
         for chunk in stream:
             text = chunk.get("stream", "")
             if "error" in chunk:
                 clock.fail()
-                raise self._build_failure(step_line, chunk["error"], layers, stage_ends)
+                raise self._build_failure(step_line, chunk["error"])
             if chunk.get("aux", {}).get("ID"):
                 image_id = chunk["aux"]["ID"]
             for line in text.splitlines():
@@ -59,12 +63,13 @@ class BuildStream:
                     uncached = False
                 elif layer and step:
                     layers[step] = layer.group(1)
+                    if uncached:
+                        self.made.add(step)
         if uncached:
             clock.step_ran()
         clock.finish()
         if image_id is None:
-            raise self._build_failure(step_line, "the engine reported no image id", layers,
-                                      stage_ends)
+            raise self._build_failure(step_line, "the engine reported no image id")
         return BuildOutcome(image_id, self._stage_images(layers, stage_ends))
 
     def _stage_images(self, layers: dict[int, str], stage_ends: dict[str, int]
@@ -75,19 +80,10 @@ class BuildStream:
                 found[name] = self.engine.client.images.get(layers[last]).id
         return found
 
-    def _build_failure(self, step_line: str, error: str, layers: dict[int, str],
-                       stage_ends: dict[str, int]) -> EngineError:
-        """The error to raise; first removes the untagged leaf the failed build left (the
-        image of its last good step), keeping any build stage that completed."""
-        completed = self._stage_images(layers, stage_ends)
-        if layers:
-            leaf = layers[max(layers)]
-            try:
-                leaf_id = self.engine.client.images.get(leaf).id
-            except (self.engine.errors.APIError, *self.engine.transport_errors):
-                leaf_id = None
-            if leaf_id and leaf_id not in completed.values():
-                self.engine.remove_untagged(leaf_id)
+    def _build_failure(self, step_line: str, error: str) -> EngineError:
+        """The error to raise; first removes what the failed build left but its completed
+        build stages (``discard_partial``)."""
+        completed = self.discard_partial()
         tail = "\n".join(f"    {line}" for line in failure_excerpt(list(self.engine.reporter.tail)))
         log = self.engine.reporter.log_path
         whole = f"the whole log is {log}" if log else "run with -v for the whole log"
@@ -97,3 +93,26 @@ class BuildStream:
             + (f"\n  last output:\n{tail}" if tail else ""))
         failure.stage_images = completed
         return failure
+
+    def discard_partial(self) -> dict[str, str]:
+        """Remove the images of a build that failed or was interrupted, after its last
+        completed build stage, newest first, and return the completed stages (kept: the
+        next try's cache). Untagged, they would show as ``<none>`` images, and, worse, the
+        classic builder takes a step's cache from the newest image made by the same
+        instruction on the same parent: a later build would follow such a partial chain and
+        rebuild every step after the one it stops at. A step's image taken from the cache
+        (another build's chain) stops the removal, as does an image the engine refuses to
+        remove (tagged, or a later image built on it). The container of the step that was
+        running is removed first: it holds the image it started from."""
+        try:
+            completed = self._stage_images(self.layers, self.stage_ends)
+        except (self.engine.errors.APIError, *self.engine.transport_errors):
+            return {}  # the engine is gone: nothing to remove or keep
+        done = max((self.stage_ends[name] for name in completed), default=0)
+        steps = sorted((step for step in self.layers if step > done), reverse=True)
+        if steps and steps[0] in self.made:
+            self.engine.remove_containers_of(self.layers[steps[0]])
+        for step in steps:
+            if step not in self.made or not self.engine.remove_step_image(self.layers[step]):
+                break
+        return completed

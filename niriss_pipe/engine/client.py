@@ -13,6 +13,7 @@ import functools
 import os
 import tarfile
 import tempfile
+import traceback
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -282,6 +283,29 @@ class Engine:
         except (self.errors.APIError, *self.transport_errors):
             pass  # best effort: the build already failed and says why
 
+    def remove_step_image(self, short_id: str) -> bool:
+        """Remove one image a build step made, if untagged and nothing is built on it
+        (``noprune``: its parent is the caller's to decide); False when it stays."""
+        try:
+            image = self.client.images.get(short_id)
+            if image.tags:
+                return False
+            self.client.api.remove_image(image.id, noprune=True)
+            return True
+        except (self.errors.APIError, *self.transport_errors):
+            return False
+
+    def remove_containers_of(self, short_id: str) -> None:
+        """Remove (forced) the containers of an image a build step has just made: the next
+        step's, which an interrupted build leaves until the engine notices. Best effort."""
+        try:
+            image_id = self.client.images.get(short_id).id
+            for container in self.client.containers.list(all=True,
+                                                         filters={"ancestor": image_id}):
+                container.remove(force=True)
+        except (self.errors.APIError, *self.transport_errors):
+            pass
+
     @_guarded("load an image archive")
     def load_archive(self, folder: Path) -> str:
         """``docker load`` of a docker-archive laid out in ``folder``; return the image id."""
@@ -323,7 +347,8 @@ class Engine:
         """Build the context (up to the stage ``target`` when given); return the image and
         the images of its named build stages. Untagged: tags come after the self-test. A
         failed build leaves no untagged leaf image behind (the named stages that completed
-        are returned through the error). ``offline``: no build step has a network
+        are returned through the error), nor does an interrupted one (Ctrl-C, SIGTERM in a
+        ``stoppable`` block). ``offline``: no build step has a network
         (``network_mode`` none)."""
         with tempfile.TemporaryFile() as tar, self.sdk_errors("build the image"):
             context.write_tar(tar)
@@ -332,7 +357,14 @@ class Engine:
                 fileobj=tar, custom_context=True, decode=True, rm=True, forcerm=True,
                 buildargs=buildargs, pull=False, nocache=no_cache, target=target,
                 network_mode="none" if offline else os.environ.get(BUILD_NETWORK_ENV) or None)
-            return BuildStream(self, context.dockerfile).follow(stream)
+            follower = BuildStream(self, context.dockerfile)
+            try:
+                return follower.follow(stream)
+            except KeyboardInterrupt as stop:
+                stream.close()  # the build's connection: the engine cancels the build
+                traceback.clear_frames(stop.__traceback__)  # ... also held by these frames
+                stop.stage_images = follower.discard_partial()
+                raise
 
     # -- run --------------------------------------------------------------------------------
     @_guarded("run a container of {0}")

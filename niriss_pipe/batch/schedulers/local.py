@@ -9,7 +9,6 @@ with SIGINT ignored.
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import os
 import signal
@@ -26,6 +25,7 @@ from niriss_pipe.batch.scripts import array_spec
 from niriss_pipe.batch.state import local_runner_alive
 from niriss_pipe.batch.summary import report
 from niriss_pipe.core.progress import Reporter, short_path
+from niriss_pipe.core.signals import stoppable
 
 
 class LocalRunner:
@@ -119,7 +119,7 @@ class LocalScheduler:
         runner = LocalRunner(plan, job, self.workers, reporter)
         interrupted = False
         try:
-            with _stoppable():
+            with stoppable():
                 runner.run(indices)
         except KeyboardInterrupt:
             interrupted = True
@@ -135,27 +135,6 @@ class LocalScheduler:
                 reporter.say(f"stopping the local run {submission['job']} "
                              f"(pid {submission['pid']})")
         return plan
-
-
-@contextlib.contextmanager
-def _stoppable():
-    """SIGINT and SIGTERM raise KeyboardInterrupt while the run lasts, whatever they were: a
-    process started with SIGINT ignored (``nohup CMD &`` without job control) keeps it
-    ignored in Python, and SIGTERM would end it at once, leaving its tasks and their
-    containers running with no one to record them."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    before = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in before.items():
-            signal.signal(sig, handler)
 
 
 def _finished(plan: Plan) -> Plan:
