@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from niriss_pipe.core.errors import UserError, opt
+from niriss_pipe.core.errors import UserError, file_problem, opt, shown_path
 
 CA_ENV_VARS = ("PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY", "NO_PROXY", "ALL_PROXY")
@@ -21,10 +21,17 @@ def find_ca_bundle(option: str | None, environ=os.environ) -> Path | None:
     otherwise the first of PIP_CERT, REQUESTS_CA_BUNDLE, SSL_CERT_FILE that is a file."""
     if option == "none":
         return None
-    if option:
+    if option == "":  # an unset shell variable: not a request to look in the environment
+        raise UserError(f"{opt('ca_bundle')} '' is empty.",
+                        f"give the path of a PEM CA bundle, {opt('ca_bundle')} none for no "
+                        f"bundle, or leave {opt('ca_bundle')} out to use PIP_CERT, "
+                        "REQUESTS_CA_BUNDLE or SSL_CERT_FILE.")
+    if option is not None:
         path = Path(option)
-        if not path.is_file():
-            raise UserError(f"{opt('ca_bundle')} {option}: no such file.",
+        problem = file_problem(path)
+        if problem:
+            what = "no such file" if problem == "does not exist" else problem
+            raise UserError(f"{opt('ca_bundle')} {shown_path(option)}: {what}.",
                             f"give the path of a PEM CA bundle, or {opt('ca_bundle')} none.")
         return path
     for var in CA_ENV_VARS:

@@ -14,7 +14,7 @@ from pathlib import Path
 from niriss_pipe.cli.buildlog import build_log
 from niriss_pipe.cli.defaults import CACHE_HELP, default_cache
 from niriss_pipe.cli.output import emit
-from niriss_pipe.core.errors import UserError, prog
+from niriss_pipe.core.errors import UserError, prog, shown_path
 from niriss_pipe.core.progress import Reporter, short_path
 
 DEFAULT_SPEC = Path("images/default.yaml")
@@ -223,9 +223,11 @@ def _write_spec(proposal, args, reporter: Reporter, note: str = "") -> Path | No
         return None
     out = args.output or Path("images") / f"{proposal.context.removesuffix('.pmap')}.yaml"
     if out.exists() and not args.force:
-        raise UserError(f"{out} exists.", "give --output elsewhere, or --force to replace it.")
+        raise UserError(f"{shown_path(out)} exists.",
+                        "give --output elsewhere, or --force to replace it.")
     if not SPEC_FILE_RE.fullmatch(out.name):
-        raise UserError(f"--output {out}: a spec's file name names its lock and labels.",
+        raise UserError(f"--output {shown_path(out)}: a spec's file name names its lock and "
+                        "labels.",
                         "give a name of letters, digits and . _ + - ending in .yaml.")
     validate(yaml.safe_load(text), str(out), out)  # what we write must be a valid spec
     write_text(out, text)
@@ -237,9 +239,11 @@ def _write_spec(proposal, args, reporter: Reporter, note: str = "") -> Path | No
 def lock(args, reporter: Reporter) -> int:
     from niriss_pipe.runtime.contract import lock_pins
     from niriss_pipe.spec.load import load_spec
-    from niriss_pipe.spec.lock import locked_commit, make_lock
+    from niriss_pipe.spec.lock import check_day, locked_commit, make_lock
     from niriss_pipe.spec.testlock import make_test_lock
 
+    if args.exclude_newer is not None:  # before any spec is read or any resolver runs
+        check_day(args.exclude_newer)
     for spec in [load_spec(path) for path in args.specs]:
         path, written = make_lock(spec, upgrade=args.upgrade, exclude_newer=args.exclude_newer,
                                   reporter=reporter)

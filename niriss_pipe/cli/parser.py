@@ -36,10 +36,21 @@ class Parser(argparse.ArgumentParser):
             raise argparse.ArgumentError(action, f"invalid choice: {value!r} (choose from "
                                          f"{', '.join(choices)}{hint})")
 
+    def _get_value(self, action, arg_string):
+        """An empty path ('' from an unset shell variable) refused: Path('') is '.', so it
+        would quietly mean the current folder (a spec, an output, a cache)."""
+        if action.type is Path and arg_string == "":
+            raise argparse.ArgumentError(action, "an empty path ('') would quietly mean the "
+                                         "current folder. Fix: give the path, or . if the "
+                                         "current folder is meant")
+        return super()._get_value(action, arg_string)
+
     def error(self, message: str):
         """argparse's refusals (an unknown option, a value not among the choices) as the one
-        paragraph every other error is, exit 2; the usage is one --help away."""
-        self.exit(2, f"error: {self.prog}: {message}. Fix: see {self.prog} --help.\n")
+        paragraph every other error is, exit 2; the usage is one --help away (unless the
+        message gives its own fix)."""
+        fix = "" if " Fix: " in message else f". Fix: see {self.prog} --help"
+        self.exit(2, f"error: {self.prog}: {message}{fix}.\n")
 
     @property
     def option_flags(self) -> dict[str, str]:

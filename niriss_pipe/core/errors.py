@@ -9,7 +9,10 @@ keeps its traceback.
 from __future__ import annotations
 
 import contextlib
+import errno
+import os
 import re
+import stat
 import textwrap
 from dataclasses import dataclass, field
 
@@ -77,6 +80,44 @@ def shown(value, limit: int = 80) -> str:
     return quoted if head is text else f"{quoted[:-1]}...{quoted[-1]} ({len(text)} characters)"
 
 
+def shown_path(path) -> str:
+    """A path in a message: as it is when it prints as itself (what users read and paste),
+    else quoted whole as ``shown`` quotes it (a newline in it is seen, not obeyed, and no part
+    of the file name is cut)."""
+    text = str(path)
+    return text if text.isprintable() else shown(text, limit=max(80, len(text)))
+
+
+def file_problem(path) -> str | None:
+    """Why ``path`` cannot be read as a regular file, as the end of a sentence about it ('does
+    not exist', 'is a folder', 'is a FIFO (a named pipe), not a regular file', 'is a symlink
+    loop'); None when it is a regular file (or a link to one). ``Path.is_file`` says only
+    False for all of these, which a message then calls "does not exist"."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        try:
+            return f"is a symlink to {shown_path(os.readlink(path))}, which does not exist"
+        except OSError:  # not a link (or no longer one)
+            return "does not exist"
+    except NotADirectoryError:
+        return "does not exist (a part of its path is a file, not a folder)"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "is a symlink loop (following its links never reaches a file)"
+        return f"cannot be read ({exc.strerror or exc})"
+    except ValueError as exc:  # a NUL in the name
+        return f"cannot be a file name ({exc})"
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "is a folder"
+    kind = ("a FIFO (a named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "a character device" if stat.S_ISCHR(mode)
+            else "a block device" if stat.S_ISBLK(mode) else "a special file")
+    return f"is {kind}, not a regular file"
+
+
 class UserError(Exception):
     """An error caused by input or environment that the user can fix."""
 
@@ -97,7 +138,8 @@ class UserError(Exception):
 
     def naming_log(self, path) -> UserError:
         """The same error, its fix also naming the command's whole log (once)."""
-        if str(path) not in self.paragraph():
+        path = shown_path(path)
+        if path not in self.paragraph():
             fix, newline, detail = self.fix.partition("\n")
             self.fix = f"{fix} The whole log: {path}".strip() + newline + detail
             self.args = (self.paragraph(),)

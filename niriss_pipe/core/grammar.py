@@ -8,6 +8,7 @@ digits). Each ``is_*`` returns a bool; callers raise the error that names their 
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 A = re.ASCII
@@ -88,6 +89,11 @@ SBATCH_OPTION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*", A)
 # mounts: an absolute path of POSIX portable file-name characters (and + @), nothing else.
 SBATCH_PATH = re.compile(r"/[A-Za-z0-9._+@/-]*", A)
 
+# -- days ----------------------------------------------------------------------------------------
+# A lock's resolution day (uv --exclude-newer), as the lock records it and stamps.build_epoch
+# reads it back: a calendar day, never a time, a time zone or a relative duration ('P3D').
+DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", A)
+
 # -- identifiers ---------------------------------------------------------------------------------
 DOTTED_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*", A)
 
@@ -110,6 +116,17 @@ def full(pattern: re.Pattern, value) -> bool:
 def has_control(value: str) -> bool:
     """A newline, tab, escape or other control character anywhere in ``value``."""
     return bool(_CONTROL.search(value))
+
+
+def is_day(value) -> bool:
+    """A calendar day written YYYY-MM-DD in ASCII digits (2024-06-01; not 2024-02-30)."""
+    if not full(DAY, value):
+        return False
+    try:
+        dt.date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
 
 
 def is_pmap(value) -> bool:

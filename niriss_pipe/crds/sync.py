@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from niriss_pipe.core.errors import UserError, opt, os_error, prog
+from niriss_pipe.core.errors import UserError, opt, os_error, prog, shown
 from niriss_pipe.core.progress import Reporter, human_bytes
 from niriss_pipe.crds import record as syncrecord
 from niriss_pipe.crds.download import CacheWriteError, FetchReport, Manifest, Wanted, fetch
@@ -192,7 +192,7 @@ def _free(path: Path) -> int:
 
 def _check(request: SyncRequest) -> None:
     if not PMAP_RE.match(request.context):
-        raise UserError(f"'{request.context}' is not a CRDS pipeline context name.",
+        raise UserError(f"{shown(request.context)} is not a CRDS pipeline context name.",
                         "give a pmap like jwst_1584.pmap.")
     if request.scope not in SCOPES:
         raise UserError(f"{opt('scope')} {request.scope}: not one of {', '.join(SCOPES)}.",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from niriss_pipe.core.errors import EngineError
+from niriss_pipe.core.errors import EngineError, shown_path
 from niriss_pipe.core.progress import StageClock, failure_excerpt
 from niriss_pipe.engine.values import BuildOutcome
 from niriss_pipe.render.dockerfile import stage_ends, stages
@@ -86,7 +86,7 @@ class BuildStream:
         completed = self.discard_partial()
         tail = "\n".join(f"    {line}" for line in failure_excerpt(list(self.engine.reporter.tail)))
         log = self.engine.reporter.log_path
-        whole = f"the whole log is {log}" if log else "run with -v for the whole log"
+        whole = f"the whole log is {shown_path(log)}" if log else "run with -v for the whole log"
         failure = EngineError(
             f"the build failed at {step_line.strip() or 'its first step'}: {error.strip()}",
             f"read the step's last output lines below ({whole}); no tag was changed."

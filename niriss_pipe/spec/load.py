@@ -13,8 +13,8 @@ from typing import Any
 
 import yaml
 
-from niriss_pipe.core import grammar
-from niriss_pipe.core.errors import SpecError
+from niriss_pipe.core import errors, grammar
+from niriss_pipe.core.errors import SpecError, file_problem, shown_path
 from niriss_pipe.spec import catalog
 from niriss_pipe.spec.model import (
     DEFAULT_MIRROR,
@@ -31,6 +31,7 @@ PMAP_RE = re.compile(r"\Ajwst_([0-9]{4})\.pmap\Z", re.ASCII)  # whole string, AS
 SPEC_FILE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*\.ya?ml", re.ASCII)
 GIT_SCHEMES = ("https", "http", "ssh", "git", "file")
 NAME_MAX = 200  # a repository name leaves room for ':' and a 128-character tag within 255
+MAX_DEPTH = 32  # levels of YAML nesting read at all; a spec's deepest field is 3 levels down
 
 
 ALLOWED_KEYS: dict[str, tuple[str, ...]] = {
@@ -46,14 +47,24 @@ ALLOWED_KEYS: dict[str, tuple[str, ...]] = {
 def load_spec(path: str | Path) -> ImageSpec:
     """Read and validate ``path``; raise SpecError on the first problem found."""
     path = Path(path)
-    shown = str(path)
-    if path.is_dir():
+    shown = shown_path(path)
+    problem = file_problem(path)
+    if problem == "is a folder":
         raise SpecError(shown, "", "is a folder, not an image spec.",
                         "give the path of a spec file, e.g. images/default.yaml.")
-    if not path.is_file():
+    if problem and "does not exist" in problem:  # or is a link to nothing
         hint = ", ".join(sorted(p.name for p in Path("images").glob("*.yaml"))) or "none"
-        raise SpecError(shown, "", "the spec file does not exist.",
+        what = "the spec file does not exist" if problem == "does not exist" else problem
+        raise SpecError(shown, "", f"{what}.",
                         f"give the path of an image spec (specs in images/: {hint}).")
+    if problem and problem.startswith("cannot"):  # EACCES on a folder of it, a long name
+        raise SpecError(shown, "", f"{problem}.",
+                        "check the path and its folders' permissions (the spec must be a file "
+                        "readable by you).")
+    if problem:  # a FIFO, a device, a symlink loop
+        raise SpecError(shown, "", f"{problem}.",
+                        "give the path of a spec file (a regular YAML file), e.g. "
+                        "images/default.yaml.")
     if not SPEC_FILE_RE.fullmatch(path.name):
         raise SpecError(shown, "", f"the file name {path.name!r} cannot name an image's lock "
                         "and labels (they are derived from it).",
@@ -71,19 +82,54 @@ def load_spec(path: str | Path) -> ImageSpec:
         raise SpecError(shown, "", f"is not UTF-8 text (byte 0x{raw[exc.start]:02x} at line "
                         f"{line}).", "save the spec as UTF-8 (plain ASCII is enough).") from None
     try:
+        _refuse_aliases_and_depth(text, shown)  # before anything walks the tree
         tree = yaml.compose(text, Loader=yaml.SafeLoader)
         duplicate = _duplicate_key(tree)
         data = yaml.safe_load(text)
+        written = _scalar_texts(tree)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise SpecError(shown, "", f"is not valid YAML{at} ({getattr(exc, 'problem', exc)}).",
                         "fix the YAML syntax (indentation, quotes, colons).") from None
+    except RecursionError:  # a backstop: the depth check above keeps yaml's recursion short
+        raise SpecError(shown, "", "nests too deeply for YAML to read.",
+                        "write the spec as sections of 'key: value' lines, as "
+                        "images/default.yaml does.") from None
     if duplicate:
         field_, first, line = duplicate
         raise SpecError(shown, field_, f"is given twice (lines {first} and {line}).",
                         "keep one of them: YAML would silently use the last.")
-    return validate(data, shown, path, written=_scalar_texts(tree))
+    return validate(data, shown, path, written=written)
+
+
+def _refuse_aliases_and_depth(text: str, shown: str) -> None:
+    """Refuse YAML anchors and aliases, and nesting deeper than ``MAX_DEPTH``, from yaml's
+    event stream (flat: no recursion, no node graph). A spec never needs an alias, and one
+    makes the composed tree a graph: a cycle (``&a {x: *a}``) or aliases of aliases (a few
+    hundred bytes that expand to billions of nodes) would recurse or run forever in every
+    walk of it. yaml's composer recurses once per level, so deep nesting ends in a
+    RecursionError."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        line = event.start_mark.line + 1 if event.start_mark else None
+        at = f" at line {line}" if line else ""
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            used = ("*" if isinstance(event, yaml.AliasEvent) else "&") + str(event.anchor)
+            raise SpecError(shown, "", f"uses the YAML {'alias' if used[0] == '*' else 'anchor'}"
+                            f" {errors.shown(used)}{at}: a spec takes no anchors (&name), "
+                            "aliases (*name) or merges (<<: *name).",
+                            "write each value out in full where it is used, and remove the "
+                            "anchors and aliases.")
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise SpecError(shown, "", f"nests deeper than {MAX_DEPTH} levels{at}: a "
+                                "spec's fields are at most 3 levels deep.",
+                                "write the spec as sections of 'key: value' lines, as "
+                                "images/default.yaml does.")
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
 
 
 def _scalar_texts(node, where: str = "") -> dict[str, str]:

@@ -17,8 +17,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from niriss_pipe.core import grammar
 from niriss_pipe.core.atomic import write_text
-from niriss_pipe.core.errors import SpecError, UserError, opt, prog
+from niriss_pipe.core.errors import SpecError, UserError, opt, prog, shown
 from niriss_pipe.runtime.contract import lock_pins
 from niriss_pipe.spec import asof, catalog
 from niriss_pipe.spec.gitref import resolve_git_ref
@@ -55,6 +56,19 @@ class LockInputs:
 def lock_path(spec: ImageSpec) -> Path:
     """``images/locks/<spec name>.txt``, beside the spec."""
     return spec.path.parent / "locks" / f"{spec.path.stem}.txt"
+
+
+def check_day(value: str) -> str:
+    """``value`` when it is a day a lock can record (``exclude_newer``): YYYY-MM-DD, whole
+    string, ASCII digits, a real date. A relative one ('P3D') cannot be resolved again the
+    same, and a build refuses a lock whose day is not one (``stamps.build_epoch``)."""
+    if not grammar.is_day(value):
+        raise UserError(f"{opt('exclude_newer')} {shown(value)} is not a calendar day written "
+                        "YYYY-MM-DD.",
+                        "give a day like 2024-06-01 (ASCII digits; no time, time zone or "
+                        "relative duration): the lock records it, and a build derives the "
+                        "image's times from it.")
+    return value
 
 
 def cutoff(spec: ImageSpec, commit: str | None = None, reporter=None) -> str:
@@ -203,6 +217,8 @@ def make_lock(spec: ImageSpec, *, upgrade: bool = False, exclude_newer: str | No
               reporter=None) -> tuple[Path, bool]:
     """Resolve and write the spec's lock; return (path, whether it was written). An up-to-date
     lock is kept unless ``upgrade``; one whose body was edited is always re-resolved."""
+    if exclude_newer is not None:
+        check_day(exclude_newer)
     path = lock_path(spec)
     commit = None
     if spec.jwst.git:
@@ -255,6 +271,11 @@ def _compile(want: LockInputs) -> str:
     except ImportError:
         raise UserError("locking needs uv, which is not installed.",
                         "pip install uv (it is a dependency of niriss-pipe).") from None
+    if not grammar.is_day(want.exclude_newer):  # the last check before uv's argv
+        raise UserError(f"the day to resolve as of, {shown(want.exclude_newer)}, is not a "
+                        "calendar day written YYYY-MM-DD.",
+                        f"give {opt('exclude_newer')} YYYY-MM-DD, or lock with "
+                        f"{opt('upgrade')} to resolve as of the jwst release's day again.")
     cmd = [find_uv_bin(), "pip", "compile", "-", "--python-version", want.python,
            "--python-platform", want.platform, "--exclude-newer", want.exclude_newer,
            "--generate-hashes", "--no-header", "--quiet", "--no-annotate"]

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import yaml
 
 from niriss_pipe.core import grammar
-from niriss_pipe.core.errors import UserError, opt
+from niriss_pipe.core.errors import UserError, opt, shown
 from niriss_pipe.runtime.contract import SYNTHETIC_SERIAL
 from niriss_pipe.spec import catalog
 from niriss_pipe.spec.model import SUITE_PYTHON
@@ -54,7 +54,7 @@ class Proposal:
 def _serial(pmap: str) -> int:
     match = grammar.PMAP_STEM.fullmatch(pmap) if isinstance(pmap, str) else None
     if not match:
-        raise UserError(f"'{pmap}' is not a CRDS pipeline context.",
+        raise UserError(f"{shown(pmap)} is not a CRDS pipeline context.",
                         "give a pmap like jwst_0579 or jwst_0579.pmap.")
     return int(match.group(1))
 
@@ -87,7 +87,7 @@ def for_jwst(tag: str, pmap: str | None = None) -> Proposal:
     """Release ``tag`` with its tested context, or with ``pmap`` when given."""
     release = catalog.release(tag)
     if release is None:
-        raise UserError(f"jwst {tag} is not in the release catalog.",
+        raise UserError(f"jwst {shown(tag)} is not in the release catalog.",
                         "give a released version like 1.12.5 (see niriss_pipe/data/"
                         "jwst_releases.tsv), or write the spec by hand.")
     if not (pmap or release.crds_context):

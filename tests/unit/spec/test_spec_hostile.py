@@ -236,3 +236,114 @@ def test_random_valid_specs_render_exactly_the_template_instructions(data, ca):
     text = got.splitlines()
     named = text[text.index("# == stage: os-packages ==") + 1]
     assert named.split(" and what they need")[0].split()[1:] == render_names.apt_packages(spec)
+
+
+# -- YAML that is a graph, or too deep to walk: refused before anything walks it ---------------
+def _laughs(levels: int) -> str:
+    """Each line aliases the one before twice: 2**levels nodes from a few hundred bytes."""
+    lines = ["x0: [lol]"] + [f"x{i}: &x{i} {{a: *x{i - 1}, b: *x{i - 1}}}"
+                             for i in range(1, levels)]
+    return "\n".join(lines).replace("*x0", "[lol]") + "\n"
+
+
+@pytest.mark.parametrize("text, line", [
+    ("name: niriss-pipe\ncrds: &a {context: jwst_1584.pmap, x: *a}\n", 2),  # a cycle
+    ("name: &a [*a]\n", 1),  # a list that holds itself
+    (_laughs(30), 2),  # billion laughs: it never finished
+    ("name: niriss-pipe\nbase: &b {suite: bookworm}\nother:\n  <<: *b\n", 2),  # a merge
+    ("name: niriss-pipe\ncrds:\n  context: *c\n", 3),  # an alias with no anchor
+])
+def test_anchors_and_aliases_are_refused_naming_the_line(tmp_path, text, line):
+    from niriss_pipe.spec.load import load_spec
+
+    path = tmp_path / "graph.yaml"
+    path.write_text(text)
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    message = info.value.paragraph()
+    assert message.startswith(f"{path}: uses the YAML a") and f"at line {line}:" in message
+    assert "Fix: write each value out in full" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("text", [
+    "name: x\ncrds: " + "[" * 500 + "]" * 500 + "\n",  # yaml's composer hit the recursion limit
+    "name: x\ncrds: " + "{a: " * 300 + "1" + "}" * 300 + "\n",
+    "name: x\ncrds:\n" + "".join(f"{'  ' * i}- \n" for i in range(1, 40)),
+])
+def test_deep_nesting_is_refused(tmp_path, text):
+    from niriss_pipe.spec.load import MAX_DEPTH, load_spec
+
+    path = tmp_path / "deep.yaml"
+    path.write_text(text)
+    with pytest.raises(SpecError, match=f"nests deeper than {MAX_DEPTH} levels at line"):
+        load_spec(path)
+
+
+def test_nesting_as_deep_as_allowed_is_read_and_then_validated(tmp_path):
+    from niriss_pipe.spec.load import MAX_DEPTH, load_spec
+
+    path = tmp_path / "deep.yaml"
+    path.write_text("name: x\ncrds: " + "[" * (MAX_DEPTH - 1) + "]" * (MAX_DEPTH - 1) + "\n")
+    with pytest.raises(SpecError, match="must be a mapping of keys, not list") as info:
+        load_spec(path)
+    assert info.value.field == "crds"
+
+
+def test_a_recursion_error_from_yaml_is_a_paragraph(tmp_path, monkeypatch):
+    """The depth check keeps yaml's recursion short; a RecursionError is still a paragraph."""
+    from niriss_pipe.spec import load
+
+    def compose(*_args, **_kwargs):
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(load.yaml, "compose", compose)
+    path = tmp_path / "x.yaml"
+    path.write_text(yaml.safe_dump(GOOD))
+    with pytest.raises(SpecError, match="nests too deeply for YAML to read") as info:
+        load.load_spec(path)
+    assert "Fix: write the spec as sections" in info.value.paragraph()
+
+
+def test_validate_refuses_an_alias_in_one_paragraph_and_json_prints_its_document(
+        tmp_path, capsys):
+    import json
+
+    path = tmp_path / "cyc.yaml"
+    path.write_text("name: niriss-pipe\ncrds: &a {context: jwst_1584.pmap, x: *a}\n")
+    assert cli.main(["validate", str(path)], prog="python build.py") == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {path}: uses the YAML anchor '&a' at line 2")
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert cli.main(["validate", "--json", str(path)], prog="python build.py") == 2
+    out = capsys.readouterr().out
+    [entry] = json.loads(out)["specs"]
+    assert entry["ok"] is False and "uses the YAML anchor '&a' at line 2" in entry["error"]
+
+
+# -- what the spec path is, when it is not a spec file ----------------------------------------
+def test_a_fifo_a_symlink_loop_and_a_dangling_link_are_named_for_what_they_are(tmp_path):
+    import os
+
+    from niriss_pipe.spec.load import load_spec
+
+    os.mkfifo(tmp_path / "fifo.yaml")  # reading it would block for ever
+    (tmp_path / "loop.yaml").symlink_to("loop.yaml")
+    (tmp_path / "dangling.yaml").symlink_to("gone.yaml")
+    expected = {"fifo.yaml": "is a FIFO (a named pipe), not a regular file.",
+                "loop.yaml": "is a symlink loop",
+                "dangling.yaml": "is a symlink to gone.yaml, which does not exist."}
+    for name, words in expected.items():
+        with pytest.raises(SpecError) as info:
+            load_spec(tmp_path / name)
+        message = info.value.paragraph()
+        assert message.startswith(f"{tmp_path / name}: {words}"), message
+        assert "Fix: give the path of" in message
+
+
+def test_a_spec_path_with_a_newline_is_shown_on_one_line(tmp_path):
+    from niriss_pipe.spec.load import load_spec
+
+    with pytest.raises(SpecError) as info:
+        load_spec(tmp_path / "a\nb.yaml")
+    assert "\n" not in info.value.paragraph()
+    assert info.value.paragraph().startswith(repr(str(tmp_path / "a\nb.yaml")))
