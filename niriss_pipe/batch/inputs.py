@@ -9,7 +9,7 @@ from pathlib import Path
 
 from niriss_pipe.batch.plan import Task
 from niriss_pipe.core import grammar
-from niriss_pipe.core.errors import UserError, shown
+from niriss_pipe.core.errors import UserError, file_problem, shown, shown_path
 
 
 # -- inputs --------------------------------------------------------------------------------------
@@ -44,8 +44,9 @@ def _from_list(path: Path) -> list[Path]:
     if problem:
         raise UserError(f"the input list {shown(path)} cannot be read: {problem}.",
                         "give @LIST with a file name without control characters.")
-    if not path.is_file():
-        raise UserError(f"the input list {path} does not exist.",
+    problem = file_problem(path)  # a FIFO or a symlink loop is not "does not exist"
+    if problem:
+        raise UserError(f"the input list {shown_path(path)} {problem}.",
                         "give @LIST with a file that names one exposure per line.")
     try:
         text = path.read_text(encoding="utf-8")

@@ -185,3 +185,20 @@ def test_an_empty_ca_bundle_is_refused_not_taken_as_unset(tmp_path):
     with pytest.raises(UserError, match="--ca-bundle '' is empty"):
         find_ca_bundle("", {"SSL_CERT_FILE": str(tmp_path / "ca.pem")})
     assert find_ca_bundle(None, {"SSL_CERT_FILE": str(tmp_path / "ca.pem")}) == tmp_path / "ca.pem"
+
+
+@pytest.mark.parametrize("name, words", [
+    ("fifo", "is a FIFO (a named pipe), not a regular file."),
+    ("loop", "is a symlink loop (following its links never reaches a file)."),
+    ("missing", "does not exist."),
+    ("folder", "is a folder."),
+])
+def test_an_input_list_says_what_the_path_is(name, words, tmp_path):
+    from niriss_pipe.batch.inputs import expand_inputs
+
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "loop").symlink_to("loop")
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(UserError) as info:
+        expand_inputs([f"@{name}"], cwd=tmp_path)
+    assert info.value.paragraph().startswith(f"the input list {tmp_path / name} {words} Fix:")
