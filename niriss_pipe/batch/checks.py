@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -167,6 +169,29 @@ def count(option: str, value: int | str, fix: str) -> int:
     if int(value) < 1:
         raise UserError(f"{option} {int(value)} must be at least 1.", fix)
     return int(value)
+
+
+SECONDS = re.compile(r"[0-9]{1,9}(?:\.[0-9]{1,6})?", re.ASCII)  # wait --timeout: < 32 years
+
+
+def check_timeout(timeout: float | str | None) -> float | None:
+    """``wait --timeout``: seconds, 0 or more, as the CLI's text (ASCII digits and one '.':
+    float() would take 'nan', 'inf', '-5', '1e308' and '１０') or a finite number from code.
+    0 looks once and does not wait; None waits for as long as it takes."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, str):
+        good = grammar.full(SECONDS, timeout)
+    else:
+        good = isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and \
+            math.isfinite(timeout) and timeout >= 0
+    if not good:
+        raise UserError(f"{opt('timeout')} {shown(timeout)} is not a number of seconds, 0 or "
+                        "more (ASCII digits: at most 9, and 6 after a '.').",
+                        f"give how long to wait, e.g. {opt('timeout')} 3600 (0 looks once and "
+                        f"does not wait), or leave {opt('timeout')} out to wait until every task "
+                        "has ended.")
+    return float(timeout)
 
 
 _NAME_FIX = f"letters, digits, '_', '.', '+' and '-', at most {grammar.SLURM_NAME_MAX} " \

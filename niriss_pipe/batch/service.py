@@ -24,6 +24,7 @@ from niriss_pipe.batch.checks import (
     check_runtime,
     check_slurm,
     check_strun_args,
+    check_timeout,
     count,
     parameter_files,
 )
@@ -111,27 +112,69 @@ def dry_run_text(plan: Plan, local: bool, indices: list[int] | None = None) -> s
     return f"{how}{cores}# ---- {TASK_SCRIPT}\n{task_script(plan)}"
 
 
-def write_folder(plan: Plan) -> None:
+SUBFOLDERS = ("logs", "logs/slurm", "state", "products")
+
+
+def write_folder(plan: Plan) -> list[Path]:
     """The scripts, inputs.txt and the empty logs/state/products folders; batch.json last, so
-    a folder with batch.json is always complete."""
-    plan.folder.mkdir(exist_ok=True)
-    for sub in ("logs", "logs/slurm", "state", "products"):
-        (plan.folder / sub).mkdir(exist_ok=True)
-    write_text(plan.folder / INPUTS_FILE, inputs_text(plan))
-    write_text(plan.folder / TASK_SCRIPT, task_script(plan), mode=0o755)
-    write_text(plan.folder / ARRAY_SCRIPT, array_script(plan), mode=0o755)
-    write_text(plan.folder / PLAN_FILE, to_json(plan))
+    a folder with batch.json is always complete. Return what this call created, outermost
+    first (the batch folder itself only when it was not there).
+
+    When a write fails (a full disk, no inodes left) or is interrupted, what it created is
+    removed before the error goes on, and nothing else: a folder or file that was there
+    before stays. The user's folder is as it was, so the same submit can simply run again.
+    """
+    created: list[Path] = []
+    try:
+        for folder in (plan.folder, *(plan.folder / sub for sub in SUBFOLDERS)):
+            try:
+                folder.mkdir()
+            except FileExistsError:
+                if not folder.is_dir():
+                    raise
+                continue
+            created.append(folder)
+        for name, text, mode in ((INPUTS_FILE, inputs_text(plan), None),
+                                 (TASK_SCRIPT, task_script(plan), 0o755),
+                                 (ARRAY_SCRIPT, array_script(plan), 0o755),
+                                 (PLAN_FILE, to_json(plan), None)):
+            path = plan.folder / name
+            existed = path.exists() or path.is_symlink()
+            write_text(path, text, mode=mode)  # on failure it leaves no file of its own
+            if not existed:
+                created.append(path)
+    except BaseException:
+        _undo(created)
+        raise
+    return created
 
 
-def remove_folder(plan: Plan, created: bool) -> None:
-    """Undo write_folder after a refused submission: the user's folder is as it was."""
-    if created:
-        shutil.rmtree(plan.folder, ignore_errors=True)
-        return
-    for name in (PLAN_FILE, INPUTS_FILE, TASK_SCRIPT, ARRAY_SCRIPT):
-        (plan.folder / name).unlink(missing_ok=True)
-    for sub in ("logs", "state", "products"):
-        shutil.rmtree(plan.folder / sub, ignore_errors=True)
+def _undo(created: list[Path]) -> None:
+    """Remove what write_folder created, newest first: files, then the folders (only when
+    empty: anything another process put there meanwhile stays, and so does its folder)."""
+    for path in reversed(created):
+        try:
+            if path.is_dir() and not path.is_symlink():
+                path.rmdir()
+            else:
+                path.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
+def remove_folder(plan: Plan, created: list[Path]) -> None:
+    """Undo write_folder after a refused submission (``created`` is what it returned): the
+    user's folder is as it was. Its subfolders may hold what the launch wrote meanwhile (a
+    local task's log and record), so those go whole; a folder or file that was there before
+    the submit stays."""
+    for path in reversed(created):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:
+                pass
 
 
 def submit(request: BatchRequest, reporter: Reporter, *, local: bool = False,
@@ -147,12 +190,18 @@ def submit(request: BatchRequest, reporter: Reporter, *, local: bool = False,
     if dry_run:
         reporter.say(dry_run_text(plan, local).rstrip("\n"))
         return Outcome.PLANNED
-    created = not plan.folder.exists()
-    write_folder(plan)
+    created = write_folder(plan)  # on failure it removes what it made
     try:
         return runner.launch(plan, [task.index for task in plan.tasks], reporter)
     except UserError:
         if not load_plan(plan.folder).submissions:  # nothing went to SLURM: leave no trace
+            remove_folder(plan, created)
+        raise
+    except OSError:
+        # A local run records its submission before it starts a task, so without that record
+        # (a full disk refused it) nothing ran. A SLURM submission is recorded after sbatch
+        # answers: an OSError then may follow jobs SLURM has, whose tasks need the folder.
+        if local and not load_plan(plan.folder).submissions:
             remove_folder(plan, created)
         raise
 
@@ -219,8 +268,11 @@ def report_page(folder: Path, reporter: Reporter, output: Path | None = None) ->
     return Outcome.REPORTED
 
 
-def wait(folder: Path, reporter: Reporter, timeout: float | None = None,
+def wait(folder: Path, reporter: Reporter, timeout: float | str | None = None,
          poll: float = 3.0) -> Outcome:
+    """Report until every task has ended; after ``timeout`` seconds (None: never; 0: after
+    one look) give up with GOING, the jobs still running."""
+    timeout = check_timeout(timeout)
     started = time.monotonic()
     last = ""
     while True:
@@ -232,10 +284,12 @@ def wait(folder: Path, reporter: Reporter, timeout: float | None = None,
         if line != last:
             reporter.say(f"  {time.monotonic() - started:5.0f} s  {line}")
             last = line
-        if timeout is not None and time.monotonic() - started > timeout:
-            reporter.say(f"still not finished after {timeout:.0f} s: {line}")
+        waited = time.monotonic() - started
+        if timeout is not None and waited >= timeout:
+            reporter.say(f"still not finished after {timeout:g} s: {line}")
             return Outcome.GOING
-        time.sleep(poll)
+        # the last look comes at the timeout, not up to a poll after it
+        time.sleep(poll if timeout is None else min(poll, timeout - waited))
 
 
 def retry(folder: Path, reporter: Reporter, *, local: bool = False, workers: int | str = 2,

@@ -9,14 +9,18 @@ died without its trap running) comes from the queue.
 from __future__ import annotations
 
 import json
+import math
 import os
+import shlex
 import socket
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from niriss_pipe.batch.plan import Plan
+from niriss_pipe.batch.plan import Plan, kind
 from niriss_pipe.batch.schedulers import slurm
+from niriss_pipe.core.errors import UserError, prog
+from niriss_pipe.core.progress import short_path
 
 # States, in the order a summary lists them.
 STATES = ("completed", "failed", "killed", "lost", "running", "pending")
@@ -56,11 +60,58 @@ class TaskStatus:
                 "log": str(self.log), "reason": self.reason}
 
 
+RECORD_STATES = ("running", "done", "killed")
+
+
 def read_record(folder: Path, index: int) -> dict | None:
+    """Task ``index``'s record (state/INDEX, as task.sh writes it), None when it has none
+    yet; a UserError naming the file and the fix when it cannot be read or is not a record."""
+    path = folder / "state" / str(index)
     try:
-        return json.loads((folder / "state" / str(index)).read_text())
-    except (OSError, ValueError):
+        record = json.loads(path.read_text())
+    except FileNotFoundError:
         return None
+    except OSError as exc:
+        what = f"cannot be read: {(exc.strerror or type(exc).__name__).lower()}"
+    except (ValueError, RecursionError):  # not JSON (UnicodeDecodeError is a ValueError)
+        what = "is damaged: it is not JSON"
+    else:
+        problem = record_problem(record)
+        if not problem:
+            return record
+        what = f"is damaged: {problem}"
+    remove = f"rm {'-r ' if path.is_dir() else ''}{shlex.quote(str(path))}"
+    raise UserError(
+        f"the record of task {index}, {path}, {what}.",
+        "task.sh writes it whole, so it was changed by hand or by something else; remove it "
+        f"({remove}): the task then counts as not started (lost once its job has ended), and "
+        f"{prog()} batch retry {shlex.quote(short_path(folder))} runs it again.")
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) \
+        and math.isfinite(value)
+
+
+def record_problem(record) -> str:
+    """What makes ``record`` not a task record, or '' (every field status and report read,
+    of the type task.sh's write_state gives it)."""
+    if not isinstance(record, dict):
+        return f"it holds {kind(record)}, not a record"
+    if record.get("state") not in RECORD_STATES:
+        return f"its state is not one of {', '.join(RECORD_STATES)}"
+    for name in ("job", "host"):
+        if not isinstance(record.get(name), str):
+            return f"its {name} is {'missing' if name not in record else kind(record[name])}"
+    if not _number(record.get("started")):
+        return "its start time is missing or not a number"
+    if record.get("ended") is not None and not _number(record["ended"]):
+        return "its end time is not a number"
+    code = record.get("exit")
+    if not (code is None or isinstance(code, int) and not isinstance(code, bool)) or \
+            record["state"] == "done" and code is None:
+        return "its exit code is missing or not a whole number"
+    return ""
 
 
 def latest_submission(plan: Plan, index: int) -> dict | None:

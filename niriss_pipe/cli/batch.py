@@ -91,8 +91,9 @@ def add_parsers(sub, parents) -> None:
     p = actions.add_parser("wait", parents=[common],
                            help="wait until every task has ended, then report as status")
     p.add_argument("folder", type=Path, metavar="DIR")
-    p.add_argument("--timeout", type=float, metavar="SECONDS",
-                   help="give up waiting after this long (the jobs keep running)")
+    p.add_argument("--timeout", metavar="SECONDS",
+                   help="give up waiting after this long, exit 3 (the jobs keep running); "
+                   "0 or more, 0 looks once")
     p.set_defaults(handler=run)
     p = actions.add_parser("retry", parents=[common, workers],
                            help="resubmit only the tasks that failed, were killed or lost")

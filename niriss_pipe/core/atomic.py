@@ -12,16 +12,33 @@ from pathlib import Path
 
 
 def make_parents(path: Path) -> list[Path]:
-    """Create the missing folders above ``path``; return them, outermost first."""
+    """Create the missing folders above ``path``; return them, outermost first.
+
+    When one cannot be made (a full disk, no inodes left, a file in the way), the folders
+    this call already made are removed, innermost first, before the error is raised: a
+    failed call leaves the tree as it found it. A folder that appears meanwhile (another
+    process made it) is used, not counted as made here, so it is never removed.
+    """
     missing = []
     folder = path.parent
     while not folder.exists():
         missing.append(folder)
         folder = folder.parent
     missing.reverse()
-    for folder in missing:
-        folder.mkdir()
-    return missing
+    created: list[Path] = []
+    try:
+        for folder in missing:
+            try:
+                folder.mkdir()
+            except FileExistsError:
+                if not folder.is_dir():
+                    raise
+                continue
+            created.append(folder)
+    except BaseException:
+        remove_folders(created)
+        raise
+    return created
 
 
 def remove_folders(created: list[Path]) -> None:
