@@ -121,9 +121,15 @@ def _sync_for(args, reporter: Reporter) -> int:
     from niriss_pipe.crds.product import read_product
     from niriss_pipe.crds.sync import SyncRequest, sync
 
-    if args.spec or args.context or args.datasets or args.scope is not None:
-        raise UserError("sync --for takes the context and the references from the product.",
-                        "give --for PRODUCT.fits alone (with --cache, --server).")
+    given = [name for name, value in (("SPEC", args.spec), (opt("context"), args.context),
+                                      (opt("datasets"), args.datasets),
+                                      (opt("scope"), args.scope is not None),
+                                      (opt("image"), args.image)) if value]
+    if given:
+        raise UserError(f"sync --for takes the context and the references from the "
+                        f"product, so it takes no {' or '.join(given)}.",
+                        f"give --for PRODUCT.fits alone (with {opt('cache')}, "
+                        f"{opt('server')}).")
     product = read_product(args.product)
     unfit = product.not_crds()
     if unfit:
@@ -131,14 +137,19 @@ def _sync_for(args, reporter: Reporter) -> int:
         reporter.warn(f"{args.product} names references that are not CRDS files ({keys}); "
                       "no sync can fetch them.")
     reporter.say(f"{args.product}: {product.crds_ctx}, {len(product.reference_names)} "
-                 "references named by its R_* keywords")
+                 "references named by its R_* keywords"
+                 + ("" if product.reference_names else  # all N/A, or the user's own files
+                    f" (none from CRDS: only the mappings of {product.crds_ctx} are needed)"))
     result = sync(SyncRequest(context=product.crds_ctx, cache=args.cache, scope="datasets",
                               datasets=(args.product,), named=tuple(product.reference_names),
                               server=crds_server(args.server), jobs=args.jobs,
                               assume_yes=args.yes, verify=args.verify), reporter)
-    reporter.say(f"{args.cache}: {product.crds_ctx} and the {len(result.reference_names)} "
-                 f"references of {args.product.name} ready offline; next: {prog()} reproduce "
-                 f"{args.product} --input UNCAL.fits --cache {args.cache}")
+    ready = (f"{product.crds_ctx} and the {len(result.reference_names)} references of "
+             f"{args.product.name} ready offline" if result.reference_names else
+             f"{product.crds_ctx} ready offline for {args.product.name} (its mappings only: "
+             "the product names no CRDS reference)")
+    reporter.say(f"{args.cache}: {ready}; next: {prog()} reproduce {args.product} --input "
+                 f"UNCAL.fits --cache {args.cache}")
     return 0
 
 

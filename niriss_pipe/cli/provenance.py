@@ -11,7 +11,7 @@ from niriss_pipe.cli.buildlog import build_log
 from niriss_pipe.cli.defaults import CACHE_HELP, default_cache
 from niriss_pipe.cli.images import DEFAULT_SPEC, crds_server
 from niriss_pipe.cli.output import emit, emit_refused
-from niriss_pipe.core.errors import VerificationError
+from niriss_pipe.core.errors import UserError, VerificationError, opt
 from niriss_pipe.core.progress import Reporter
 
 
@@ -92,7 +92,7 @@ def verify(args, reporter: Reporter) -> int:
     from niriss_pipe.build.options import BuildOptions
     from niriss_pipe.engine.client import Engine
     from niriss_pipe.provenance.rebuild import rebuild_image
-    from niriss_pipe.provenance.upstream import UpstreamOptions, os_paths_ok
+    from niriss_pipe.provenance.upstream import UpstreamOptions, check_options
     from niriss_pipe.provenance.verify import (
         VerifyOptions,
         raise_for,
@@ -102,10 +102,14 @@ def verify(args, reporter: Reporter) -> int:
 
     upstream = None
     if args.upstream or args.only:
-        os_paths_ok(args.junit)
         upstream = UpstreamOptions(suite=args.suite, only=tuple(args.only), jobs=args.jobs,
                                    spec=args.spec, ca_bundle=args.ca_bundle, junit=args.junit,
                                    rebuild=args.rebuild_test_image)
+        check_options(upstream)  # before the engine: the self-test and the run take minutes
+    elif args.junit is not None:
+        raise UserError(f"{opt('junit')} writes the JUnit XML of the packages' own tests, "
+                        f"and none run without {opt('upstream')} (or {opt('only')}).",
+                        f"add {opt('upstream')}, or leave out {opt('junit')}.")
     engine = Engine(reporter)
     report = verify_image(engine, args.image,
                           VerifyOptions(selftest=not args.no_selftest, cache=args.cache,
@@ -170,10 +174,12 @@ def compare(args, reporter: Reporter) -> int:
 def repro(args, reporter: Reporter) -> int:
     from niriss_pipe.build.options import BuildOptions
     from niriss_pipe.engine.client import Engine
-    from niriss_pipe.provenance.repro import repro
+    from niriss_pipe.provenance.repro import check_spec, repro
 
+    spec = check_spec(args.spec)  # the spec and its lock, before the engine and the log
     options = BuildOptions(ca_bundle=args.ca_bundle, cache=args.cache,
                            crds_server=crds_server(args.server), wheels=args.wheels)
-    with build_log(reporter, f"repro-{args.spec.stem}"):
-        repro(args.spec, Engine(reporter), options, keep=args.keep)
+    engine = Engine(reporter)  # as build: no log for a command refused before any work
+    with build_log(reporter, f"repro-{spec.path.stem}"):
+        repro(args.spec, engine, options, keep=args.keep)
     return 0

@@ -41,12 +41,13 @@ def add_parsers(sub, parents) -> None:
 
 def reproduce(args, reporter: Reporter) -> int:
     from niriss_pipe.engine.client import Engine
-    from niriss_pipe.provenance.reproduce import ReproduceRequest, reproduce
+    from niriss_pipe.provenance.reproduce import ReproduceRequest, check, reproduce
 
     request = ReproduceRequest(product=args.product, input=args.input, image=args.image,
                                cache=args.cache, rtol=args.rtol, atol=args.atol,
                                output=args.output)
-    result = reproduce(Engine(reporter), request)
+    checked = check(request)  # the product, the input and the cache before the engine
+    result = reproduce(Engine(reporter), request, checked)
     if args.json:
         emit({"product": str(args.product), "image": result.image, "verdict": result.verdict,
               "report": str(result.report), "seconds": round(result.seconds, 1),

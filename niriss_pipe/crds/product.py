@@ -55,11 +55,21 @@ def _header(path: Path):
 
     try:
         with fits.open(path, memmap=False, lazy_load_hdus=True) as hdus:
-            return hdus[0].header.copy()
-    except (OSError, ValueError, IndexError) as exc:
+            header = hdus[0].header.copy()
+    except (OSError, ValueError, IndexError, fits.VerifyError) as exc:
         raise UserError(f"{path} is not a FITS file ({str(exc).splitlines()[0][:200]}).",
                         "give a calibrated JWST product (a *_rate.fits, *_cal.fits ...).") \
             from None
+    for card in header.cards:  # astropy parses a card's value only when it is first read
+        try:
+            card.value  # noqa: B018
+        except (fits.VerifyError, ValueError):
+            raise UserError(f"{path}: header card {shown(card.keyword)} cannot be parsed, "
+                            "so the product's primary header is damaged.",
+                            "give the product as the jwst pipeline wrote it, or correct that "
+                            "card (a text value is quoted at both ends: KEY = 'value').") \
+                from None
+    return header
 
 
 def read_product(path: Path) -> Product:
@@ -85,9 +95,12 @@ def read_product(path: Path) -> Product:
     if not grammar.is_pmap(ctx):
         raise UserError(f"{path}: CRDS_CTX is {shown(ctx)}, not a CRDS pipeline context.",
                         "give a product whose CRDS_CTX names a jwst_NNNN.pmap.")
-    refs = {key: str(header[key]) for key in header if key.startswith("R_")}
-    steps = {key: str(header[key]).strip() for key in header if key.startswith("S_")}
-    provenance = {key: str(header[key]).strip() for key in PROVENANCE if key in header}
+    first: dict[str, str] = {}  # keyword -> value of its first card, as header[key] gives
+    for card in header.cards:  # not header[key]: a damaged keyword can read as a wildcard
+        first.setdefault(card.keyword, str(card.value))
+    refs = {key: value for key, value in first.items() if key.startswith("R_")}
+    steps = {key: value.strip() for key, value in first.items() if key.startswith("S_")}
+    provenance = {key: first[key].strip() for key in PROVENANCE if key in first}
     provenance.update({k: v.strip() for k, v in refs.items()})
     provenance.update(steps)
     return Product(path, cal_ver, ctx, text("CRDS_VER", needed=False), refs, steps, provenance)

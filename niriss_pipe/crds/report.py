@@ -13,12 +13,13 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from niriss_pipe.core.errors import UserError, opt, os_error
+from niriss_pipe.core.errors import UserError, opt, os_error, prog, shown
 from niriss_pipe.core.progress import human_bytes
 from niriss_pipe.crds import hostcache as crdscache
 from niriss_pipe.crds import record as syncrecord
 from niriss_pipe.crds.paths import check_readable
 from niriss_pipe.crds.sync import crds_environment
+from niriss_pipe.runtime import cachecheck
 from niriss_pipe.runtime.contract import SERVERLESS_URL
 
 REF_NAME = re.compile(r"^jwst_(?P<instrument>[a-z0-9]+)_(?P<reftype>[a-z0-9-]+)_\d{4}\.\w+$")
@@ -76,10 +77,99 @@ def unneeded(cache: Path, keep: list[str]) -> list[Path]:
         import crds
 
         for context in keep:
-            pmap = crds.get_cached_mapping(context)
-            needed |= set(pmap.mapping_names()) | set(pmap.reference_names())
+            try:  # the client loads a mapping's children when they are first asked for
+                pmap = crds.get_cached_mapping(context)
+                needed |= set(pmap.mapping_names()) | set(pmap.reference_names())
+            except PermissionError:
+                raise  # prune's own paragraph: make the cache readable
+            except _load_errors() as exc:
+                raise _unloadable(cache, context, exc) from None
     candidates = [*sorted((cache / "mappings" / "jwst").glob("*map")), *_reference_files(cache)]
     return [p for p in candidates if p.name not in needed]
+
+
+def _load_errors() -> tuple[type[BaseException], ...]:
+    """What the crds client raises for a cached mapping it cannot use: its own errors (a file
+    that does not parse, lacks a header key or fails its sha1sum), bytes that are not UTF-8
+    (UnicodeDecodeError), a mapping that is missing or a folder (OSError), and what its
+    reading of a damaged selector can raise."""
+    from crds.core.exceptions import CrdsError
+
+    return (CrdsError, ValueError, SyntaxError, LookupError, TypeError, AttributeError, OSError)
+
+
+def _unloadable(cache: Path, context: str, exc: BaseException) -> UserError:
+    """The paragraph for a kept context the crds client could not load: the mapping files it
+    lacks, or the one it cannot read (found by loading its closure leaves first)."""
+    import crds
+
+    mapdir = cache / "mappings" / "jwst"
+    sync = f"{prog()} sync --context {context} {opt('cache')} {cache}"
+    absent = [name for name in cachecheck.missing_mappings(str(cache), context)
+              if not (mapdir / name).exists()]
+    if absent:
+        named = ", ".join(absent[:5]) + (f" and {len(absent) - 5} more" if len(absent) > 5
+                                         else "")
+        return UserError(f"the cache {cache} holds {context} but not all the mappings it "
+                         f"names (it lacks {named}), so what it needs is unknown; nothing was "
+                         "pruned.", f"fetch them: {sync}")
+    culprit, reason = context, exc
+    for name in _closure_leaves_first(mapdir, context):
+        try:
+            loaded = crds.get_cached_mapping(name)
+            loaded.mapping_names()  # its children, loaded (and so checked) only when asked
+        except PermissionError:
+            raise
+        except _load_errors() as found:
+            culprit, reason = name, found
+            break
+    path = mapdir / culprit
+    return UserError(f"{path}: the crds client cannot load this mapping of {context} "
+                     f"({_why(path, reason)}), so what {context} needs is unknown; nothing "
+                     "was pruned.",
+                     f"fetch it again: {sync} {opt('verify')} (sync replaces cached files "
+                     f"that do not match the server); or, if no CRDS server has {context}, "
+                     f"remove {culprit}.")
+
+
+def _closure_leaves_first(mapdir: Path, context: str) -> list[str]:
+    """The cached mappings of ``context``: its rmaps, then its imaps, then the pmap; so the
+    first one that fails to load is itself damaged, not a parent of a damaged one."""
+    imaps = [name for name in _named(mapdir / context, "imap") if (mapdir / name).exists()]
+    rmaps = [name for imap in imaps for name in _named(mapdir / imap, "rmap")
+             if (mapdir / name).exists()]
+    return [*dict.fromkeys(rmaps), *imaps, context]
+
+
+def _named(path: Path, ext: str) -> list[str]:
+    """The ``.ext`` mappings the selector of the mapping at ``path`` names (none when it
+    cannot be read; the header names parents, in derived_from, so only the selector)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return []
+    match = cachecheck.SELECTOR.search(text)
+    selector = text[match.end():] if match else ""
+    return sorted(set(re.findall(r"""['"](jwst_[\w.\-]+\.""" + ext + r""")['"]""", selector)))
+
+
+def _why(path: Path, exc: BaseException) -> str:
+    """Why a mapping did not load, in a few words."""
+    from crds.core.exceptions import ChecksumError
+
+    try:
+        if path.is_file() and path.stat().st_size == 0:
+            return "the file is empty"
+    except OSError:
+        pass
+    if isinstance(exc, UnicodeDecodeError):
+        return "it is not UTF-8 text"
+    if isinstance(exc, ChecksumError):
+        return "its sha1sum does not match its text"
+    if isinstance(exc, IsADirectoryError):
+        return "it is a folder"
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return f"crds says {shown(text, 160)}"
 
 
 def _reference_files(cache: Path) -> list[Path]:

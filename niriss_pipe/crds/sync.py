@@ -48,7 +48,9 @@ class SyncRequest:
     confirm_over: int = CONFIRM_OVER
     instrument: str = "niriss"
     verify: bool = False  # re-hash every cached file against the server, re-fetch bad ones
-    named: tuple[str, ...] = ()  # scope datasets: exactly these references (a product's R_*)
+    # scope datasets: exactly these references (a product's R_*; none when all are N/A);
+    # None: the references are chosen for the datasets in the image
+    named: tuple[str, ...] | None = None
     image: str | None = None  # scope datasets: the image whose jwst chooses the references
 
 
@@ -138,12 +140,13 @@ def _sync(request: SyncRequest, cache: Path, reporter: Reporter) -> SyncResult:
             _confirm(request, total, len(todo))
             syncrecord.write(cache, request.context, syncrecord.entry(
                 request.scope, request.instrument, refs, False, datasets),
-                merge=bool(request.named))
+                merge=request.named is not None)
 
         ref_report = _fetch(wanted, manifest, request, reporter, "references",
                             before=before_references)
         syncrecord.write(cache, request.context, syncrecord.entry(
-            request.scope, request.instrument, refs, True, datasets), merge=bool(request.named))
+            request.scope, request.instrument, refs, True, datasets),
+            merge=request.named is not None)
     return SyncResult(mapping_report, ref_report, mappings, wanted)
 
 
@@ -204,7 +207,7 @@ def _check(request: SyncRequest) -> None:
         for path in request.datasets:
             if not path.exists():
                 raise UserError(f"dataset {path} does not exist.", "give existing FITS files.")
-        if not request.image and not request.named:  # a product names its own
+        if not request.image and request.named is None:  # a product names its own
             raise UserError(f"{opt('scope')} datasets chooses the references with the "
                             "jwst of the image they are for (the reference types differ from "
                             "release to release), and no image was given.",
@@ -275,7 +278,7 @@ def _reference_names(request: SyncRequest, cache: Path, reporter: Reporter) -> l
 
     if request.scope == "none":
         return []
-    if request.named:  # what a product says it used: no selection to compute
+    if request.named is not None:  # what a product says it used: no selection to compute
         return sorted(set(request.named))
     if request.scope == "instrument":
         imap = crds.get_cached_mapping(request.context).get_imap(request.instrument)

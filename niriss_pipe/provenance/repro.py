@@ -142,12 +142,20 @@ def remove_ours(engine, image_id: str, repository: str = REPOSITORY) -> None:
         engine.reporter.warn(f"could not remove the repro image {image_id[7:19]}: {err.what}")
 
 
+def check_spec(spec_path: Path):
+    """The spec, valid and with its lock fresh (both builds install it): the user errors
+    ``repro`` can have before it reaches an engine."""
+    spec = load_spec(spec_path)
+    locking.check(spec)
+    return spec
+
+
 def repro(spec_path: Path, engine, options: BuildOptions, keep: Path | None = None
           ) -> ReproReport:
     """Build ``spec_path`` twice without the layer cache, compare, clean up; raise
     VerificationError naming what differs."""
     say = engine.reporter.say
-    load_spec(spec_path)  # a user error before any work
+    check_spec(spec_path)  # a user error before any work
     work = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="niriss-pipe-repro-"))
     work.mkdir(parents=True, exist_ok=True)
     copy = write_copy(spec_path, work)

@@ -152,13 +152,32 @@ def _check_inputs(request: ReproduceRequest) -> Path:
     return out
 
 
-def reproduce(engine, request: ReproduceRequest) -> ReproduceResult:
-    """Check, run, compare and report; the result's verdict decides the exit code."""
-    say = engine.reporter.say
+@dataclass(frozen=True)
+class Checked:
+    """What ``check`` found with no engine: the product's provenance, the report folder."""
+
+    product: Product
+    out: Path
+
+
+def check(request: ReproduceRequest) -> Checked:
+    """Everything that needs no engine: the product (its header), the input, the tolerances,
+    the report folder, the cache; a UserError before anything connects."""
     product = read_product(request.product)
     out = _check_inputs(request)
-    image, info = choose_image(engine, request, product)
     check_cache(request, product)
+    return Checked(product, out)
+
+
+def reproduce(engine, request: ReproduceRequest,
+              checked: Checked | None = None) -> ReproduceResult:
+    """Check, run, compare and report; the result's verdict decides the exit code.
+    ``checked``: what ``check(request)`` gave before the engine was reached (else checked
+    here)."""
+    say = engine.reporter.say
+    checked = checked or check(request)
+    product, out = checked.product, checked.out
+    image, info = choose_image(engine, request, product)
     out.mkdir(parents=True, exist_ok=True)
     say(f"reproducing {request.product} (jwst {product.cal_ver}, {product.crds_ctx}, "
         f"{len(product.reference_names)} references) in {image} ({info.id[7:19]})")

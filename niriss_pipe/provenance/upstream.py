@@ -20,7 +20,7 @@ from niriss_pipe.build.records import find_record, records_dir
 from niriss_pipe.build.testimage import ensure_test_image, is_test_image
 from niriss_pipe.core import grammar
 from niriss_pipe.core.atomic import write_text
-from niriss_pipe.core.errors import EngineError, SpecError, UserError, opt, prog
+from niriss_pipe.core.errors import EngineError, SpecError, UserError, opt, prog, shown
 from niriss_pipe.engine.values import ImageInfo
 from niriss_pipe.provenance.inspect import label_value
 from niriss_pipe.spec import testlock
@@ -122,10 +122,7 @@ def find_test_lock(image: ImageInfo, reference: str, spec_path: Path | None) -> 
 def run_upstream(engine, reference: str, image: ImageInfo, options: UpstreamOptions
                  ) -> UpstreamResult:
     """Build (or find) the test image, run the suite offline, read and keep the results."""
-    for module in options.only:
-        if not grammar.full(grammar.DOTTED_IDENTIFIER, module):
-            raise UserError(f"{opt('only')} {module!r}: not a dotted module name.",
-                            "give modules like jwst.linearity or stdatamodels.")
+    check_options(options)
     if is_test_image(image):
         test_id = image.id
     else:
@@ -234,10 +231,21 @@ def report_lines(result: UpstreamResult, verbose: bool = False) -> list[str]:
     return lines
 
 
-def os_paths_ok(path: Path | None) -> None:
-    """``--junit FILE`` must be writable where it is: refused before the long run."""
+def check_options(options: UpstreamOptions) -> None:
+    """What a user can get wrong in the options, refused before any engine work (the test
+    image build, the self-test and the run come first and take minutes): ``--only`` names
+    that are not modules, a ``--junit FILE`` that cannot be written where it is."""
+    for module in options.only:
+        if not grammar.full(grammar.DOTTED_IDENTIFIER, module):
+            raise UserError(f"{opt('only')} {shown(module)}: not a dotted module name.",
+                            "give modules like jwst.linearity or stdatamodels.")
+    path = options.junit
     if path is None:
         return
+    if path.is_dir():
+        raise UserError(f"{opt('junit')} {shown(str(path))} is a folder; it names the file to "
+                        "write.", f"give a file path, e.g. {opt('junit')} "
+                        f"{path / 'upstream.xml'}.")
     folder = path.resolve().parent
     if not folder.is_dir() or not os.access(folder, os.W_OK):
         raise UserError(f"{opt('junit')} {path}: the folder {folder} does not exist or is not "

@@ -119,3 +119,64 @@ def test_new_list_prints_the_catalog():
     release = catalog.release("1.12.5")
     assert rows["1.12.5"][1:3] == [release.released, "jwst_1166.pmap"]
     assert rows["0.14.2"][-1] == "git" and rows["3.0.0"][-1] == "PyPI"
+
+
+def with_card(path, card: str):
+    """``path`` (a product) with the card of the same keyword written as ``card``, byte for
+    byte: astropy writes only cards it can parse, a damaged file has others."""
+    data = bytearray(path.read_bytes())
+    keyword = card.split("=")[0].strip().ljust(8).encode()
+    start = next(i for i in range(0, 2880, 80) if data[i:i + 8] == keyword)
+    data[start:start + 80] = card.encode("latin-1").ljust(80)
+    path.write_bytes(bytes(data))
+    return path
+
+
+DAMAGED = [("CAL_VER = '1.12.5", "CAL_VER"),  # no closing quote
+           ("R_DARK  = (1, 2, 3)", "R_DARK"),  # a complex number has two parts
+           ("S_DARK  = 'COMPLETE' / x' ''", None),  # a comment may hold quotes: parsable
+           ("CRDS_CTX= 'jwst_1166.pmap", "CRDS_CTX")]
+
+
+@pytest.mark.parametrize("card, key", DAMAGED)
+def test_an_unparsable_header_card_is_named(tmp_path, card, key):
+    path = with_card(product(tmp_path / "x_rate.fits"), card)
+    if key is None:
+        assert read_product(path).steps["S_DARK"] == "COMPLETE"
+        return
+    with pytest.raises(UserError) as err:
+        read_product(path)
+    message = str(err.value)
+    assert f"{path}: header card '{key}' cannot be parsed" in message, message
+    assert "Fix: give the product as the jwst pipeline wrote it, or correct that card" in message
+
+
+def test_a_damaged_keyword_is_not_read_as_a_wildcard(tmp_path):
+    # header['R_(?...'] would be a pattern to astropy (re.error); the cards are read in order
+    path = product(tmp_path / "x_rate.fits")
+    data = path.read_bytes().replace(b"R_PERSAT", b"R_(\xffSAT ", 1)
+    path.write_bytes(data)
+    got = read_product(path)
+    assert got.reference_names == ["jwst_niriss_dark_0171.fits", "jwst_niriss_gain_0006.fits"]
+    assert got.steps == {"S_DARK": "COMPLETE", "S_IPC": "SKIPPED"}
+
+
+def test_every_command_that_reads_a_product_refuses_a_damaged_card_before_the_engine(tmp_path):
+    """new --from, sync --for and reproduce: one paragraph, exit 2, no engine asked (the
+    socket does not exist) and nothing written."""
+    path = with_card(product(tmp_path / "bad_rate.fits"), "CAL_VER = '1.12.5")
+    (tmp_path / "x_uncal.fits").write_bytes(b"")
+    env = {"PATH": "/usr/bin:/bin", "DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock",
+           "CRDS_CLIENT_TIMEOUT_SECONDS": "3"}
+    for argv in (["new", "--from", str(path), "-o", "-"],
+                 ["sync", "--for", str(path), "--cache", str(tmp_path / "cache"),
+                  "--server", "http://127.0.0.1:9"],
+                 ["reproduce", str(path), "--input", str(tmp_path / "x_uncal.fits"),
+                  "--cache", str(tmp_path / "cache"), "-o", str(tmp_path / "out")]):
+        proc = subprocess.run([sys.executable, str(ROOT / "build.py"), *argv],
+                              capture_output=True, text=True, cwd=tmp_path, env=env)
+        assert proc.returncode == 2, (argv, proc.stderr)
+        assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1, proc.stderr
+        assert f"{path}: header card 'CAL_VER' cannot be parsed" in proc.stderr
+        assert "Traceback" not in proc.stderr and "Docker" not in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad_rate.fits", "x_uncal.fits"]
