@@ -450,7 +450,7 @@ def test_wait_timeout_0_looks_once_and_a_timeout_gives_up_on_time(tmp_path):
     started = time.monotonic()
     reporter = quiet()
     assert service.wait(folder, reporter, timeout="0.5", poll=60) == Outcome.GOING
-    assert time.monotonic() - started < 5  # the last look is at the timeout, not a poll later
+    assert time.monotonic() - started < 30  # the last look is at the timeout, not a 60 s poll later
     assert "after 0.5 s" in reporter.out.getvalue()
 
 
