@@ -204,11 +204,11 @@ def _build(spec: ImageSpec, engine: Engine, options: BuildOptions) -> BuildResul
             for name, _ in rendering.stages(split(context.dockerfile)[0]):
                 say(f"  {name:<14} cached")
             outcome = engine.build(last_stage_context(context, runtime), buildargs,
-                                   offline=options.offline)
+                                   offline=options.offline, keep=CACHED_STAGES)
             outcome.stage_images = {**outcome.stage_images, RUNTIME_STAGE: runtime}
         else:
             outcome = engine.build(context, buildargs, no_cache=options.no_cache,
-                                   offline=options.offline)
+                                   offline=options.offline, keep=CACHED_STAGES)
     except EngineError as err:  # completed build stages stay as the next try's cache
         _name_stages(engine, spec, getattr(err, "stage_images", {}))
         raise
@@ -284,7 +284,8 @@ def environment_image(engine: Engine, spec: ImageSpec, options: BuildOptions, lo
     the layer cache: what chooses a ``scope: datasets`` bake's references before the image
     exists."""
     outcome = engine.build(prepare(spec, options, lock, inputs),
-                           proxy_buildargs(), target=ENVIRONMENT_STAGE, offline=options.offline)
+                           proxy_buildargs(), target=ENVIRONMENT_STAGE, offline=options.offline,
+                           keep=(ENVIRONMENT_STAGE,))
     _name_stages(engine, spec, {ENVIRONMENT_STAGE: outcome.image_id})
     return outcome.image_id
 

@@ -56,7 +56,7 @@ def ensure_test_image(engine, image: ImageInfo, reference: str, test_lock: Path,
         return existing
     say(f"building the test image of {reference} ({image.id[7:19]}) with {test_lock}")
     try:
-        outcome = engine.build(context, proxy_buildargs(), no_cache=rebuild)
+        outcome = engine.build(context, proxy_buildargs(), no_cache=rebuild, keep=(STAGE,))
     except EngineError as err:
         _name_stage(engine, repository, getattr(err, "stage_images", {}))
         raise EngineError(f"the test image of {reference} could not be built: {err.what}",

@@ -18,14 +18,16 @@ LAYER_RE = re.compile(r"^ ---> ([0-9a-f]{12})$")
 class BuildStream:
     """One build's stream: progress lines as it goes, the outcome (or the failure) at the end."""
 
-    def __init__(self, engine, dockerfile: str):
+    def __init__(self, engine, dockerfile: str, keep: tuple[str, ...] = ()):
         self.engine = engine
+        self.keep = keep  # the build stages the caller names, kept after a failure
         self.stage_of = [name for name, count in stages(dockerfile) for _ in range(count)]
         self.stage_ends = stage_ends(dockerfile)
         # step number -> the short id of the image it made or took from the cache, as far as
         # the build got; ``made``: the steps whose image this build made (not cached)
         self.layers: dict[int, str] = {}
         self.made: set[int] = set()
+        self.starts: set[int] = set()  # FROM steps: they name an image, they make none
 
     def follow(self, stream) -> BuildOutcome:
         clock = StageClock(self.engine.reporter)
@@ -59,6 +61,8 @@ class BuildStream:
                     step = int(found.group(1))
                     clock.enter(stage_of[step - 1] if step <= len(stage_of) else "build")
                     uncached = not found.group(3).upper().startswith("FROM ")
+                    if not uncached:
+                        self.starts.add(step)
                 elif line.startswith(" ---> Using cache"):
                     uncached = False
                 elif layer and step:
@@ -95,9 +99,10 @@ class BuildStream:
         return failure
 
     def discard_partial(self) -> dict[str, str]:
-        """Remove the images of a build that failed or was interrupted, after its last
-        completed build stage, newest first, and return the completed stages (kept: the
-        next try's cache). Untagged, they would show as ``<none>`` images, and, worse, the
+        """Remove the images of a build that failed or was interrupted, after the last
+        completed build stage of those in ``keep``, newest first, and return those stages
+        (the caller names them: the next try's cache). Untagged, the images would show as
+        ``<none>`` images, and, worse, the
         classic builder takes a step's cache from the newest image made by the same
         instruction on the same parent: a later build would follow such a partial chain and
         rebuild every step after the one it stops at. A step's image taken from the cache
@@ -105,7 +110,9 @@ class BuildStream:
         remove (tagged, or a later image built on it). The container of the step that was
         running is removed first: it holds the image it started from."""
         try:
-            completed = self._stage_images(self.layers, self.stage_ends)
+            completed = {name: image for name, image in
+                         self._stage_images(self.layers, self.stage_ends).items()
+                         if name in self.keep}
         except (self.engine.errors.APIError, *self.engine.transport_errors):
             return {}  # the engine is gone: nothing to remove or keep
         done = max((self.stage_ends[name] for name in completed), default=0)
@@ -113,6 +120,8 @@ class BuildStream:
         if steps and steps[0] in self.made:
             self.engine.remove_containers_of(self.layers[steps[0]])
         for step in steps:
+            if step in self.starts:  # the image of an earlier step, or the base
+                continue
             if step not in self.made or not self.engine.remove_step_image(self.layers[step]):
                 break
         return completed

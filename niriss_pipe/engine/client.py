@@ -343,12 +343,14 @@ class Engine:
     # -- build ----------------------------------------------------------------------------
     def build(self, context: BuildContext, buildargs: dict[str, str],
               no_cache: bool = False, target: str | None = None,
-              offline: bool = False) -> BuildOutcome:
+              offline: bool = False, keep: tuple[str, ...] = ()) -> BuildOutcome:
         """Build the context (up to the stage ``target`` when given); return the image and
         the images of its named build stages. Untagged: tags come after the self-test. A
         failed build leaves no untagged leaf image behind (the named stages that completed
         are returned through the error), nor does an interrupted one (Ctrl-C, SIGTERM in a
-        ``stoppable`` block). ``offline``: no build step has a network
+        ``stoppable`` block). ``keep``: the build stages the caller names and keeps after a
+        failure or an interrupt, when they completed; every other image the build made goes.
+        ``offline``: no build step has a network
         (``network_mode`` none)."""
         with tempfile.TemporaryFile() as tar, self.sdk_errors("build the image"):
             context.write_tar(tar)
@@ -357,7 +359,7 @@ class Engine:
                 fileobj=tar, custom_context=True, decode=True, rm=True, forcerm=True,
                 buildargs=buildargs, pull=False, nocache=no_cache, target=target,
                 network_mode="none" if offline else os.environ.get(BUILD_NETWORK_ENV) or None)
-            follower = BuildStream(self, context.dockerfile)
+            follower = BuildStream(self, context.dockerfile, keep)
             try:
                 return follower.follow(stream)
             except KeyboardInterrupt as stop:

@@ -50,7 +50,7 @@ class RecordingEngine:
     def repo_digest(self, ref):
         return "sha256:base"
 
-    def build(self, context, buildargs, no_cache=False, offline=False):
+    def build(self, context, buildargs, no_cache=False, offline=False, keep=()):
         self.calls.append(("build", sorted(buildargs)))
         return BuildOutcome("sha256:new", {"environment": "sha256:" + "e" * 64})
 

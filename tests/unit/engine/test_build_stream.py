@@ -108,8 +108,9 @@ FIRST_STAGE = [*lines("Step 1/6 : FROM base:1 AS environment", f" ---> {IDS['a']
                *made(2, 6, "RUN one", IDS["b"]), *made(3, 6, "RUN two", IDS["c"])]
 
 
-def build(client: FakeClient, no_cache: bool = True):
-    return engine_with(client).build(BuildContext(DOCKERFILE, {}), {}, no_cache=no_cache)
+def build(client: FakeClient, no_cache: bool = True, keep=("environment",)):
+    return engine_with(client).build(BuildContext(DOCKERFILE, {}), {}, no_cache=no_cache,
+                                     keep=keep)
 
 
 def test_an_interrupt_in_the_second_stage_keeps_the_first_and_removes_the_rest():
@@ -198,3 +199,18 @@ def test_a_tagged_image_is_never_removed():
     with pytest.raises(KeyboardInterrupt):
         build(client)
     assert [call for call in client.calls if call[0] == "remove image"] == []
+
+
+def test_a_completed_stage_the_caller_does_not_keep_goes_too():
+    """Only the stages the caller names are kept: another one, left untagged, would be a
+    ``<none>`` image and the newest chain for the next build's cache."""
+    stream = [*FIRST_STAGE, *lines("Step 4/6 : FROM environment AS runtime",
+                                   f" ---> {IDS['c']}"),
+              *made(5, 6, "RUN three", IDS["d"]), KeyboardInterrupt]
+    client = FakeClient(stream, tagged={IDS["a"]})
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        build(client, keep=())
+    assert stopped.value.stage_images == {}
+    assert [call for call in client.calls if call[0] == "remove image"] == [
+        ("remove image", IDS["d"], True), ("remove image", IDS["c"], True),
+        ("remove image", IDS["b"], True)]  # down to the base, which is tagged
