@@ -47,7 +47,7 @@ from niriss_pipe.batch.schedulers.base import all_schedulers, scheduler
 from niriss_pipe.batch.scripts import array_script, task_script
 from niriss_pipe.batch.summary import outcome, report
 from niriss_pipe.core import grammar
-from niriss_pipe.core.atomic import write_text
+from niriss_pipe.core.atomic import make_folders, write_text
 from niriss_pipe.core.errors import UserError, opt, shown
 from niriss_pipe.core.progress import Reporter, short_path
 
@@ -124,16 +124,8 @@ def write_folder(plan: Plan) -> list[Path]:
     removed before the error goes on, and nothing else: a folder or file that was there
     before stays. The user's folder is as it was, so the same submit can simply run again.
     """
-    created: list[Path] = []
+    created = make_folders((plan.folder, *(plan.folder / sub for sub in SUBFOLDERS)))
     try:
-        for folder in (plan.folder, *(plan.folder / sub for sub in SUBFOLDERS)):
-            try:
-                folder.mkdir()
-            except FileExistsError:
-                if not folder.is_dir():
-                    raise
-                continue
-            created.append(folder)
         for name, text, mode in ((INPUTS_FILE, inputs_text(plan), None),
                                  (TASK_SCRIPT, task_script(plan), 0o755),
                                  (ARRAY_SCRIPT, array_script(plan), 0o755),

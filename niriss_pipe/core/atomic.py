@@ -24,10 +24,17 @@ def make_parents(path: Path) -> list[Path]:
     while not folder.exists():
         missing.append(folder)
         folder = folder.parent
-    missing.reverse()
+    return make_folders(reversed(missing))
+
+
+def make_folders(folders) -> list[Path]:
+    """Create ``folders`` in order (each one's parent exists or comes earlier); return those
+    this call made. One that is there already, or appears meanwhile, is used and not
+    counted; when one cannot be made, those made are removed (``remove_folders``) before
+    the error is raised."""
     created: list[Path] = []
     try:
-        for folder in missing:
+        for folder in folders:
             try:
                 folder.mkdir()
             except FileExistsError:
