@@ -102,13 +102,13 @@ class BuildStream:
         """Remove the images of a build that failed or was interrupted, after the last
         completed build stage of those in ``keep``, newest first, and return those stages
         (the caller names them: the next try's cache). Untagged, the images would show as
-        ``<none>`` images, and, worse, the
-        classic builder takes a step's cache from the newest image made by the same
-        instruction on the same parent: a later build would follow such a partial chain and
-        rebuild every step after the one it stops at. A step's image taken from the cache
-        (another build's chain) stops the removal, as does an image the engine refuses to
-        remove (tagged, or a later image built on it). The container of the step that was
-        running is removed first: it holds the image it started from."""
+        ``<none>`` images, and, worse, the classic builder takes a step's cache from the
+        newest image made by the same instruction on the same parent: a later build would
+        follow such a partial chain and rebuild every step after the one it stops at. A
+        step's image taken from the cache (another build's chain) stops the removal, as
+        does an image the engine refuses to remove (tagged, or a later image built on it).
+        The container of the step that was running is removed first: it holds the image it
+        started from."""
         try:
             completed = {name: image for name, image in
                          self._stage_images(self.layers, self.stage_ends).items()

@@ -314,18 +314,24 @@ READERS = {  # every subcommand that reads the folder, as the CLI calls it
 }
 
 
+def refusals_of_every_reader(folder: Path):
+    """(subcommand, paragraph, fix) of each subcommand's refusal of ``folder``: each must
+    refuse it (a UserError), none may read on."""
+    for name, read in READERS.items():
+        with pytest.raises(UserError) as caught:
+            read(folder)
+        yield name, caught.value.paragraph(), caught.value.fix
+
+
 @pytest.mark.parametrize("case", DAMAGED_PLANS)
 def test_a_damaged_batch_json_is_one_paragraph_for_every_subcommand(tmp_path, case):
     plan = batch_folder(tmp_path)
     text, said = DAMAGED_PLANS[case]
     (plan.folder / PLAN_FILE).write_text(text(plan.folder))
-    for name, read in READERS.items():
-        with pytest.raises(UserError) as caught:
-            read(plan.folder)
-        paragraph = caught.value.paragraph()
+    for name, paragraph, fix in refusals_of_every_reader(plan.folder):
         assert f"{plan.folder / PLAN_FILE} cannot be read" in paragraph, (name, paragraph)
         assert said in paragraph, (name, paragraph)
-        assert "submit the batch again into a new folder" in caught.value.fix
+        assert "submit the batch again into a new folder" in fix
         assert "\n" not in paragraph
     assert not (plan.folder / "report.html").exists()
 
@@ -336,13 +342,10 @@ def test_a_damaged_task_record_is_one_paragraph_for_every_subcommand(tmp_path, c
     text, said = DAMAGED_RECORDS[case]
     (plan.folder / "state" / "1").write_text(text)
     record = plan.folder / "state" / "1"
-    for name, read in READERS.items():
-        with pytest.raises(UserError) as caught:
-            read(plan.folder)
-        paragraph = caught.value.paragraph()
+    for name, paragraph, fix in refusals_of_every_reader(plan.folder):
         assert f"the record of task 1, {record}, " in paragraph, (name, paragraph)
         assert said in paragraph, (name, paragraph)
-        assert f"rm {record}" in caught.value.fix and "batch retry" in caught.value.fix
+        assert f"rm {record}" in fix and "batch retry" in fix
         assert "\n" not in paragraph
     assert tree(plan.folder / "logs") == ["slurm"]  # retry --local ran nothing
 

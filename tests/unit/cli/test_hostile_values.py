@@ -161,17 +161,23 @@ def test_file_problem_names_what_a_path_is(tmp_path):
     assert file_problem(tmp_path / ("x" * 300)).startswith("cannot be read (")
 
 
+@pytest.fixture
+def odd_paths(tmp_path):
+    """In ``tmp_path``: a FIFO, a symlink loop and a folder, none of them a regular file."""
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "loop").symlink_to("loop")
+    (tmp_path / "folder").mkdir()
+
+
 @pytest.mark.parametrize("name, words", [
     ("fifo", "is a FIFO (a named pipe), not a regular file."),
     ("loop", "is a symlink loop"),
     ("missing.pem", "no such file."),
     ("", "is a folder."),
 ])
-def test_ca_bundle_says_what_the_path_is(name, words, tmp_path):
+def test_ca_bundle_says_what_the_path_is(name, words, tmp_path, odd_paths):
     from niriss_pipe.build.network import find_ca_bundle
 
-    os.mkfifo(tmp_path / "fifo")
-    (tmp_path / "loop").symlink_to("loop")
     with pytest.raises(UserError) as info:
         find_ca_bundle(str(tmp_path / name) if name else str(tmp_path), {})
     assert info.value.paragraph().startswith(f"--ca-bundle {tmp_path / name if name else tmp_path}"
@@ -193,12 +199,9 @@ def test_an_empty_ca_bundle_is_refused_not_taken_as_unset(tmp_path):
     ("missing", "does not exist."),
     ("folder", "is a folder."),
 ])
-def test_an_input_list_says_what_the_path_is(name, words, tmp_path):
+def test_an_input_list_says_what_the_path_is(name, words, tmp_path, odd_paths):
     from niriss_pipe.batch.inputs import expand_inputs
 
-    os.mkfifo(tmp_path / "fifo")
-    (tmp_path / "loop").symlink_to("loop")
-    (tmp_path / "folder").mkdir()
     with pytest.raises(UserError) as info:
         expand_inputs([f"@{name}"], cwd=tmp_path)
     assert info.value.paragraph().startswith(f"the input list {tmp_path / name} {words} Fix:")
